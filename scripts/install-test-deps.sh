@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the packages the tests use. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: busybox-static (tiny OCI image in containerizer tests),
+# iproute2 (network namespaces), procps (ps in tests).
+apt_packages=(busybox-static iproute2 procps)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})) && [[ $(id -u) -eq 0 ]]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# pymesos 0.3.15 for the client-compatibility tests.
+if [[ -x scripts/install-pymesos.sh ]]; then
+  scripts/install-pymesos.sh
+fi
