@@ -16,6 +16,9 @@ if ((${#missing[@]})) && [[ $(id -u) -eq 0 ]]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# qemu, cpio and a Debian cloud kernel for the cgroup v2 guest (docs/v2-guest.md).
+scripts/v2-guest/install-deps.sh
+
 # pymesos 0.3.15 for the client-compatibility tests.
 if [[ -x scripts/install-pymesos.sh ]]; then
   scripts/install-pymesos.sh
