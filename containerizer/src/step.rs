@@ -36,64 +36,70 @@ macro_rules! steps {
 }
 
 steps! {
+    /// Check the request: IDs, command, a container id not in use.
+    Validate = 1 => "validate",
     /// Resolve the task user to uid, gid and supplementary groups.
-    ResolveUser = 1 => "resolve-user",
+    ResolveUser = 2 => "resolve-user",
     /// Create the sandbox directory, the `runs/latest` link and stdout/stderr.
-    Sandbox = 2 => "sandbox",
+    Sandbox = 3 => "sandbox",
     /// Resolve the image in the OCI store and prepare its layers.
-    ProvisionImage = 3 => "provision-image",
+    ProvisionImage = 4 => "provision-image",
     /// Create the container's cgroups with their limits (isolator).
-    IsolatorPrepare = 4 => "isolator-prepare",
+    IsolatorPrepare = 5 => "isolator-prepare",
     /// Write `<runtime_dir>/containers/<id>/config.json`.
-    WriteConfig = 5 => "write-config",
+    WriteConfig = 6 => "write-config",
     /// Open the sandbox's stdout/stderr and the pipes to the child.
-    OpenStdio = 6 => "open-stdio",
+    OpenStdio = 7 => "open-stdio",
     /// `clone3` into the cgroup with the namespaces asked for.
-    Clone = 7 => "clone",
+    Clone = 8 => "clone",
     /// Write the pid into the cgroup hierarchies the clone did not cover.
-    CgroupAttach = 8 => "cgroup-attach",
+    CgroupAttach = 9 => "cgroup-attach",
     /// Checkpoint the pid under the runtime and meta directories.
-    Checkpoint = 9 => "checkpoint",
+    Checkpoint = 10 => "checkpoint",
+    /// Send the go byte: the helper may continue.
+    Release = 11 => "release",
     /// The cloned child execs the launch helper.
-    ExecHelper = 10 => "exec-helper",
+    ExecHelper = 12 => "exec-helper",
     /// The helper reads config.json.
-    LoadConfig = 11 => "load-config",
+    LoadConfig = 13 => "load-config",
     /// The helper waits for the parent's go byte.
-    WaitParent = 12 => "wait-parent",
+    WaitParent = 14 => "wait-parent",
     /// `setsid`: executors kill their own process group on shutdown.
-    Setsid = 13 => "setsid",
+    Setsid = 15 => "setsid",
     /// Make every mount a slave so nothing propagates back to the host.
-    MountPropagation = 14 => "mount-propagation",
+    MountPropagation = 16 => "mount-propagation",
+    /// Clone the bind mounts' sources while the host is visible.
+    BindSources = 17 => "bind-sources",
     /// Mount the image's overlay rootfs.
-    MountRootfs = 15 => "mount-rootfs",
+    MountRootfs = 18 => "mount-rootfs",
     /// `pivot_root` into the rootfs and detach the old root.
-    PivotRoot = 16 => "pivot-root",
+    PivotRoot = 19 => "pivot-root",
     /// The OCI `mounts`: /proc, /dev, the sandbox, ...
-    Mounts = 17 => "mounts",
+    Mounts = 20 => "mounts",
     /// Device nodes and /dev symlinks.
-    Devices = 18 => "devices",
+    Devices = 21 => "devices",
     /// Set the hostname in the new UTS namespace.
-    Hostname = 19 => "hostname",
+    Hostname = 22 => "hostname",
     /// Bring up `lo` in a new network namespace.
-    Loopback = 20 => "loopback",
+    Loopback = 23 => "loopback",
     /// Apply rlimits.
-    Rlimits = 21 => "rlimits",
+    Rlimits = 24 => "rlimits",
     /// Reduce the capability bounding set.
-    CapabilityBounding = 22 => "capability-bounding",
+    CapabilityBounding = 25 => "capability-bounding",
     /// Switch to the task user (groups, gid, uid).
-    SwitchUser = 23 => "switch-user",
+    SwitchUser = 26 => "switch-user",
     /// Set the effective, permitted, inheritable and ambient capabilities.
-    Capabilities = 24 => "capabilities",
+    Capabilities = 27 => "capabilities",
     /// `PR_SET_NO_NEW_PRIVS`.
-    NoNewPrivs = 25 => "no-new-privs",
+    NoNewPrivs = 28 => "no-new-privs",
     /// Change to the working directory.
-    Chdir = 26 => "chdir",
+    Chdir = 29 => "chdir",
     /// Reset signal dispositions and the signal mask.
-    Signals = 27 => "signals",
+    Signals = 30 => "signals",
     /// Close every inherited fd except 0, 1, 2.
-    CloseFds = 28 => "close-fds",
+    CloseFds = 31 => "close-fds",
     /// Exec the executor.
-    Exec = 29 => "exec",
+    Exec = 32 => "exec",
 }
 
 impl fmt::Display for Step {
@@ -142,13 +148,30 @@ impl LaunchError {
     }
 }
 
+/// The errno at the root of an error chain (an `io::Error` or a nix `Errno`).
+pub fn errno_in(error: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if let Some(errno) = io.raw_os_error() {
+                return Some(errno);
+            }
+        }
+        if let Some(errno) = error.downcast_ref::<nix::errno::Errno>() {
+            return Some(*errno as i32);
+        }
+        current = error.source();
+    }
+    None
+}
+
 impl fmt::Display for LaunchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "launch failed at step '{}': {}", self.step, self.message)?;
         if let Some(errno) = self.errno {
             // The message usually already carries strerror; the symbolic name
             // is what one greps the kernel source for.
-            write!(f, " [{}]", nix::errno::Errno::from_raw(errno))?;
+            write!(f, " [{:?}]", nix::errno::Errno::from_raw(errno))?;
         }
         Ok(())
     }
@@ -167,7 +190,11 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, Step::Exec as u8 as usize, "steps are numbered 1..=Exec");
+        assert_eq!(
+            seen,
+            Step::Exec as u8 as usize,
+            "steps are numbered 1..=Exec"
+        );
     }
 
     #[test]

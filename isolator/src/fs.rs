@@ -159,6 +159,21 @@ impl CgroupFs {
         path.exists()
     }
 
+    /// True if the kernel provides the interface file `path` (it depends on the kernel
+    /// version and on `swapaccount`); the fake cgroupfs provides every file.
+    pub(crate) fn supports(&self, path: &Path) -> bool {
+        self.is_fake() || path.exists()
+    }
+
+    /// The pids of `dir` and of every cgroup below it.
+    pub(crate) fn procs_recursive(&self, dir: &Path) -> Result<Vec<i32>, FsError> {
+        let mut pids = self.procs(dir)?;
+        for child in self.subdirs(dir)? {
+            pids.extend(self.procs_recursive(&dir.join(child))?);
+        }
+        Ok(pids)
+    }
+
     /// Creates one cgroup directory; its parent must exist.
     pub(crate) fn mkdir(&self, path: &Path) -> Result<(), FsError> {
         fs::create_dir(path).map_err(|source| FsError::Mkdir {
@@ -339,7 +354,9 @@ pub(crate) fn parse_flat_keyed(text: &str) -> impl Iterator<Item = (&str, u64)> 
 
 /// The value of `key` in a flat-keyed cgroup file.
 pub(crate) fn flat_keyed_value(text: &str, key: &str) -> Option<u64> {
-    parse_flat_keyed(text).find(|(k, _)| *k == key).map(|(_, v)| v)
+    parse_flat_keyed(text)
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]

@@ -110,7 +110,11 @@ impl HostInfo {
     /// The cgroup2 mount to use: the one at `<hierarchy>` or `<hierarchy>/unified` if
     /// present, else the first one.
     pub(crate) fn cgroup2_mount(&self, hierarchy: &Path) -> Option<CgroupMount> {
-        let mounts: Vec<_> = self.mounts().into_iter().filter(|m| m.is_cgroup2()).collect();
+        let mounts: Vec<_> = self
+            .mounts()
+            .into_iter()
+            .filter(|m| m.is_cgroup2())
+            .collect();
         let preferred = [hierarchy.to_owned(), hierarchy.join("unified")];
         preferred
             .iter()
@@ -264,9 +268,9 @@ fn unescape_octal(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let escape = bytes.get(i + 1..i + 4).filter(|d| {
-            bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c))
-        });
+        let escape = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match escape {
             Some(digits) => {
                 let value = digits
@@ -322,15 +326,24 @@ pub(crate) mod tests {
 
     #[test]
     fn detects_the_three_layouts() {
-        assert_eq!(detect_layout(UNIFIED, Path::new(SYS)).unwrap(), Layout::Unified);
-        assert_eq!(detect_layout(HYBRID, Path::new(SYS)).unwrap(), Layout::Hybrid);
-        assert_eq!(detect_layout(LEGACY, Path::new(SYS)).unwrap(), Layout::Legacy);
+        assert_eq!(
+            detect_layout(UNIFIED, Path::new(SYS)).unwrap(),
+            Layout::Unified
+        );
+        assert_eq!(
+            detect_layout(HYBRID, Path::new(SYS)).unwrap(),
+            Layout::Hybrid
+        );
+        assert_eq!(
+            detect_layout(LEGACY, Path::new(SYS)).unwrap(),
+            Layout::Legacy
+        );
     }
 
     #[test]
     fn no_cgroup_mount_is_an_error_naming_the_hierarchy() {
-        let err = detect_layout("22 27 0:21 / /proc rw - proc proc rw\n", Path::new(SYS))
-            .unwrap_err();
+        let err =
+            detect_layout("22 27 0:21 / /proc rw - proc proc rw\n", Path::new(SYS)).unwrap_err();
         assert!(err.to_string().contains("/sys/fs/cgroup"), "{err}");
     }
 
@@ -365,8 +378,9 @@ pub(crate) mod tests {
     fn own_dir_strips_the_mount_root() {
         // A container that sees only its own part of the hierarchy (cgroups-rs #131).
         let host = HostInfo {
-            mountinfo: "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-                .to_owned(),
+            mountinfo:
+                "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                    .to_owned(),
             self_cgroup: "4:memory:/docker/abc/agent\n".to_owned(),
         };
         let memory = host.cgroup1_mount(Path::new(SYS), "memory").unwrap();
@@ -379,8 +393,9 @@ pub(crate) mod tests {
     #[test]
     fn own_dir_outside_the_mount_is_an_error() {
         let host = HostInfo {
-            mountinfo: "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-                .to_owned(),
+            mountinfo:
+                "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                    .to_owned(),
             self_cgroup: "4:memory:/docker/abcdef\n".to_owned(),
         };
         let memory = host.cgroup1_mount(Path::new(SYS), "memory").unwrap();

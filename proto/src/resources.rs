@@ -25,10 +25,11 @@
 #![allow(deprecated)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::v1::resource::{reservation_info, AllocationInfo, ReservationInfo};
 use crate::v1::value::{self, Range, Ranges, Scalar, Set};
-use crate::v1::Resource;
+pub use crate::v1::Resource;
 
 /// Why a resource text or list is invalid. `Display` follows Mesos's wording.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -66,9 +67,170 @@ pub enum ResourcesError {
 }
 
 /// A normalized multiset of resources. See the module documentation.
+///
+/// Internally each entry is a shared *kind* (the `Resource` message without
+/// its amount and allocation role) plus a compact amount: a generated
+/// `Resource` is over a kilobyte, and the allocator adds, subtracts and
+/// compares resources of 10,000 agents per run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resources {
-    items: Vec<Resource>,
+    items: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    /// Everything but `scalar`/`ranges`/`set` and `allocation_info`, in the
+    /// post-refinement format.
+    kind: Arc<Resource>,
+    /// `allocation_info.role`.
+    allocation: Option<Arc<str>>,
+    amount: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Amount {
+    /// Thousandths (Mesos's fixed point).
+    Scalar(i64),
+    /// Sorted, coalesced, inclusive bounds.
+    Ranges(Vec<(u64, u64)>),
+    /// Distinct items in insertion order.
+    Set(Vec<String>),
+}
+
+impl Entry {
+    fn from_resource(mut resource: Resource) -> Option<Entry> {
+        upgrade(&mut resource);
+        let amount = match value::Type::try_from(resource.r#type) {
+            Ok(value::Type::Scalar) => {
+                Amount::Scalar(to_millis(resource.scalar.take().map_or(0.0, |s| s.value)))
+            }
+            Ok(value::Type::Ranges) => Amount::Ranges(coalesce_bounds(
+                resource
+                    .ranges
+                    .take()
+                    .unwrap_or_default()
+                    .range
+                    .into_iter()
+                    .map(|r| (r.begin, r.end))
+                    .collect(),
+            )),
+            Ok(value::Type::Set) => {
+                let mut items: Vec<String> = Vec::new();
+                for item in resource.set.take().unwrap_or_default().item {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+                Amount::Set(items)
+            }
+            _ => return None,
+        };
+        resource.scalar = None;
+        resource.ranges = None;
+        resource.set = None;
+        let allocation = resource
+            .allocation_info
+            .take()
+            .and_then(|a| a.role)
+            .map(Arc::from);
+        Some(Entry {
+            kind: Arc::new(resource),
+            allocation,
+            amount,
+        })
+    }
+
+    fn to_resource(&self) -> Resource {
+        let mut r = (*self.kind).clone();
+        match &self.amount {
+            Amount::Scalar(millis) => {
+                r.scalar = Some(Scalar {
+                    value: from_millis(*millis),
+                })
+            }
+            Amount::Ranges(bounds) => {
+                r.ranges = Some(Ranges {
+                    range: bounds
+                        .iter()
+                        .map(|&(begin, end)| Range { begin, end })
+                        .collect(),
+                })
+            }
+            Amount::Set(items) => {
+                r.set = Some(Set {
+                    item: items.clone(),
+                })
+            }
+        }
+        r.allocation_info = self.allocation.as_ref().map(|role| AllocationInfo {
+            role: Some(role.to_string()),
+        });
+        r
+    }
+
+    fn is_empty(&self) -> bool {
+        match &self.amount {
+            Amount::Scalar(m) => *m == 0,
+            Amount::Ranges(b) => b.is_empty(),
+            Amount::Set(s) => s.is_empty(),
+        }
+    }
+
+    /// Same resource apart from the amount.
+    fn same_kind(&self, other: &Entry) -> bool {
+        self.allocation == other.allocation
+            && (Arc::ptr_eq(&self.kind, &other.kind) || *self.kind == *other.kind)
+    }
+
+    fn is_atomic(&self) -> bool {
+        use crate::v1::resource::disk_info::source::Type as Source;
+        let r = &self.kind;
+        r.shared.is_some()
+            || r.disk.as_ref().is_some_and(|disk| {
+                disk.persistence.is_some()
+                    || disk.source.as_ref().is_some_and(|s| {
+                        s.r#type == Source::Mount as i32
+                            || s.r#type == Source::Block as i32
+                            || s.r#type == Source::Raw as i32
+                    })
+            })
+    }
+
+    fn add(&mut self, other: &Amount) {
+        match (&mut self.amount, other) {
+            (Amount::Scalar(a), Amount::Scalar(b)) => *a += b,
+            (Amount::Ranges(a), Amount::Ranges(b)) => {
+                a.extend_from_slice(b);
+                *a = coalesce_bounds(std::mem::take(a));
+            }
+            (Amount::Set(a), Amount::Set(b)) => {
+                for item in b {
+                    if !a.contains(item) {
+                        a.push(item.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn subtract(&mut self, other: &Amount) {
+        match (&mut self.amount, other) {
+            (Amount::Scalar(a), Amount::Scalar(b)) => *a = (*a - b).max(0),
+            (Amount::Ranges(a), Amount::Ranges(b)) => *a = subtract_bounds(std::mem::take(a), b),
+            (Amount::Set(a), Amount::Set(b)) => a.retain(|item| !b.contains(item)),
+            _ => {}
+        }
+    }
+
+    fn contains(&self, other: &Amount) -> bool {
+        match (&self.amount, other) {
+            (Amount::Scalar(a), Amount::Scalar(b)) => a >= b,
+            (Amount::Ranges(a), Amount::Ranges(b)) => bounds_contain(a, b),
+            (Amount::Set(a), Amount::Set(b)) => b.iter().all(|item| a.contains(item)),
+            _ => false,
+        }
+    }
 }
 
 impl Resources {
@@ -96,38 +258,34 @@ impl Resources {
                 None => types.push((&resource.name, resource.r#type)),
             }
         }
-        let mut resources = Resources::new();
-        for resource in list {
-            validate(&resource)?;
-            resources.add_resource(resource);
+        for resource in &list {
+            validate(resource)?;
         }
-        Ok(resources)
+        Ok(Resources::from(list))
     }
 
     /// Validates and normalizes a list received on the wire (a task's or an
     /// agent's resources).
     pub fn from_list(list: &[Resource]) -> Result<Self, ResourcesError> {
-        let mut resources = Resources::new();
         for resource in list {
             validate(resource)?;
-            resources.add_resource(resource.clone());
         }
-        Ok(resources)
+        Ok(Resources::from(list.to_vec()))
     }
 
-    /// The entries, in post-refinement format.
-    pub fn as_slice(&self) -> &[Resource] {
-        &self.items
+    /// The entries as `Resource` messages, in post-refinement format.
+    pub fn iter(&self) -> impl Iterator<Item = Resource> + '_ {
+        self.items.iter().map(Entry::to_resource)
     }
 
-    /// The entries, in post-refinement format.
-    pub fn iter(&self) -> std::slice::Iter<'_, Resource> {
-        self.items.iter()
+    /// The entries as `Resource` messages, in post-refinement format.
+    pub fn to_vec(&self) -> Vec<Resource> {
+        self.iter().collect()
     }
 
-    /// The entries, in post-refinement format.
+    /// The entries as `Resource` messages, in post-refinement format.
     pub fn into_vec(self) -> Vec<Resource> {
-        self.items
+        self.to_vec()
     }
 
     /// Whether there is nothing.
@@ -141,95 +299,96 @@ impl Resources {
     }
 
     /// Adds one resource (normalizing its format first).
-    pub fn add_resource(&mut self, mut resource: Resource) {
-        upgrade(&mut resource);
-        if is_empty_value(&resource) {
-            return;
+    pub fn add_resource(&mut self, resource: Resource) {
+        if let Some(entry) = Entry::from_resource(resource) {
+            self.add_entry(entry);
         }
-        if !is_atomic(&resource) {
-            if let Some(existing) = self.items.iter_mut().find(|r| same_kind(r, &resource)) {
-                add_value(existing, &resource);
-                return;
-            }
-        }
-        self.items.push(resource);
     }
 
     /// Removes one resource as far as present (a partially present scalar or
     /// range is removed in part; an atomic one only if present whole).
     pub fn subtract_resource(&mut self, resource: &Resource) {
-        let mut resource = resource.clone();
-        upgrade(&mut resource);
-        if is_atomic(&resource) {
-            if let Some(index) = self.items.iter().position(|r| *r == resource) {
-                self.items.remove(index);
-            }
-            return;
+        if let Some(entry) = Entry::from_resource(resource.clone()) {
+            self.subtract_entry(&entry);
         }
-        if let Some(index) = self.items.iter().position(|r| same_kind(r, &resource)) {
-            subtract_value(&mut self.items[index], &resource);
-            if is_empty_value(&self.items[index]) {
-                self.items.remove(index);
-            }
-        }
+    }
+
+    /// Whether `resource` is in `self`.
+    pub fn contains_resource(&self, resource: &Resource) -> bool {
+        Entry::from_resource(resource.clone())
+            .is_none_or(|e| self.contains(&Resources { items: vec![e] }))
     }
 
     /// Adds all of `other`.
     pub fn add(&mut self, other: &Resources) {
-        for resource in &other.items {
-            self.add_resource(resource.clone());
+        for entry in &other.items {
+            self.add_entry(entry.clone());
         }
     }
 
     /// Removes `other` as far as present.
     pub fn subtract(&mut self, other: &Resources) {
-        for resource in &other.items {
-            self.subtract_resource(resource);
+        for entry in &other.items {
+            self.subtract_entry(entry);
         }
     }
 
     /// Whether all of `other` is in `self`.
     pub fn contains(&self, other: &Resources) -> bool {
-        let mut remaining = self.clone();
-        for resource in &other.items {
-            if !remaining.contains_resource(resource) {
-                return false;
+        other.items.iter().enumerate().all(|(i, want)| {
+            if want.is_atomic() {
+                // Multiset semantics: as many identical copies as asked for.
+                let wanted = other.items[..=i].iter().filter(|e| *e == want).count();
+                self.items.iter().filter(|e| *e == want).count() >= wanted
+            } else {
+                self.items
+                    .iter()
+                    .find(|have| have.same_kind(want))
+                    .is_some_and(|have| have.contains(&want.amount))
             }
-            remaining.subtract_resource(resource);
-        }
-        true
+        })
     }
 
-    /// Whether `resource` is in `self`.
-    pub fn contains_resource(&self, resource: &Resource) -> bool {
-        let mut resource = resource.clone();
-        upgrade(&mut resource);
-        if is_empty_value(&resource) {
-            return true;
-        }
-        if is_atomic(&resource) {
-            return self.items.iter().any(|r| *r == resource);
-        }
-        self.items
-            .iter()
-            .find(|r| same_kind(r, &resource))
-            .is_some_and(|r| value_contains(r, &resource))
-    }
-
-    /// The entries for which `keep` is true.
+    /// The entries whose kind satisfies `keep`. The `Resource` passed to
+    /// `keep` has every field except the amount (`scalar`, `ranges`, `set`)
+    /// and `allocation_info` (see [`Resources::allocated_to`]).
     pub fn filter(&self, keep: impl Fn(&Resource) -> bool) -> Resources {
         Resources {
-            items: self.items.iter().filter(|r| keep(r)).cloned().collect(),
+            items: self
+                .items
+                .iter()
+                .filter(|e| keep(&e.kind))
+                .cloned()
+                .collect(),
         }
+    }
+
+    /// The entries allocated to `role`.
+    pub fn allocated_to(&self, role: &str) -> Resources {
+        Resources {
+            items: self
+                .items
+                .iter()
+                .filter(|e| e.allocation.as_deref() == Some(role))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether some entry has no allocation role.
+    pub fn has_unallocated(&self) -> bool {
+        self.items.iter().any(|e| e.allocation.is_none())
     }
 
     /// Sum of the scalar resources called `name` (any reservation).
     pub fn scalar(&self, name: &str) -> Option<f64> {
         let mut found = false;
         let mut millis = 0i64;
-        for r in self.items.iter().filter(|r| r.name == name && is_scalar(r)) {
-            found = true;
-            millis += to_millis(r.scalar.as_ref().map_or(0.0, |s| s.value));
+        for e in self.items.iter().filter(|e| e.kind.name == name) {
+            if let Amount::Scalar(m) = e.amount {
+                found = true;
+                millis += m;
+            }
         }
         found.then(|| from_millis(millis))
     }
@@ -258,14 +417,17 @@ impl Resources {
     pub fn ranges(&self, name: &str) -> Option<Ranges> {
         let mut found = false;
         let mut all = Vec::new();
-        for r in self.items.iter().filter(|r| r.name == name) {
-            if let Some(ranges) = &r.ranges {
+        for e in self.items.iter().filter(|e| e.kind.name == name) {
+            if let Amount::Ranges(bounds) = &e.amount {
                 found = true;
-                all.extend(ranges.range.iter().cloned());
+                all.extend_from_slice(bounds);
             }
         }
         found.then(|| Ranges {
-            range: coalesce(all),
+            range: coalesce_bounds(all)
+                .into_iter()
+                .map(|(begin, end)| Range { begin, end })
+                .collect(),
         })
     }
 
@@ -274,19 +436,30 @@ impl Resources {
         self.ranges("ports")
     }
 
+    /// Every scalar entry as (name, value), not summed by name.
+    pub fn scalars(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+        self.items.iter().filter_map(|e| match e.amount {
+            Amount::Scalar(millis) => Some((e.kind.name.as_str(), from_millis(millis))),
+            _ => None,
+        })
+    }
+
     /// Scalar quantities summed by name, sorted by name (what DRF shares and
     /// `--min_allocatable_resources` look at).
     pub fn scalar_quantities(&self) -> Vec<(String, f64)> {
-        let mut out: Vec<(String, i64)> = Vec::new();
-        for r in self.items.iter().filter(|r| is_scalar(r)) {
-            let millis = to_millis(r.scalar.as_ref().map_or(0.0, |s| s.value));
-            match out.iter_mut().find(|(name, _)| *name == r.name) {
-                Some((_, total)) => *total += millis,
-                None => out.push((r.name.clone(), millis)),
+        let mut out: Vec<(&str, i64)> = Vec::new();
+        for e in &self.items {
+            if let Amount::Scalar(millis) = e.amount {
+                match out.iter_mut().find(|(name, _)| *name == e.kind.name) {
+                    Some((_, total)) => *total += millis,
+                    None => out.push((&e.kind.name, millis)),
+                }
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out.into_iter().map(|(n, m)| (n, from_millis(m))).collect()
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.into_iter()
+            .map(|(n, m)| (n.to_string(), from_millis(m)))
+            .collect()
     }
 
     /// Unreserved resources.
@@ -315,21 +488,23 @@ impl Resources {
 
     /// Marks every entry as allocated to `role` (`allocation_info.role`).
     pub fn allocate(&mut self, role: &str) {
+        let role: Arc<str> = Arc::from(role);
         let items = std::mem::take(&mut self.items);
-        for mut r in items {
-            r.allocation_info = Some(AllocationInfo {
-                role: Some(role.to_string()),
-            });
-            self.add_resource(r);
+        for mut e in items {
+            e.allocation = Some(role.clone());
+            self.add_entry(e);
         }
     }
 
     /// Clears the allocation role of every entry.
     pub fn unallocate(&mut self) {
+        if self.items.iter().all(|e| e.allocation.is_none()) {
+            return;
+        }
         let items = std::mem::take(&mut self.items);
-        for mut r in items {
-            r.allocation_info = None;
-            self.add_resource(r);
+        for mut e in items {
+            e.allocation = None;
+            self.add_entry(e);
         }
     }
 
@@ -338,7 +513,7 @@ impl Resources {
         let mut roles: Vec<String> = self
             .items
             .iter()
-            .filter_map(|r| r.allocation_info.as_ref()?.role.clone())
+            .filter_map(|e| e.allocation.as_deref().map(str::to_string))
             .collect();
         roles.sort();
         roles.dedup();
@@ -350,7 +525,39 @@ impl Resources {
     /// `AgentInfo.resources`. Refined reservations (more than one level)
     /// cannot be expressed and are returned in the post-refinement format.
     pub fn to_pre_refinement(&self) -> Vec<Resource> {
-        self.items.iter().cloned().map(pre_refinement).collect()
+        self.iter().map(pre_refinement).collect()
+    }
+
+    fn add_entry(&mut self, entry: Entry) {
+        if entry.is_empty() {
+            return;
+        }
+        if !entry.is_atomic() {
+            if let Some(existing) = self.items.iter_mut().find(|e| e.same_kind(&entry)) {
+                existing.add(&entry.amount);
+                return;
+            }
+        }
+        self.items.push(entry);
+    }
+
+    fn subtract_entry(&mut self, entry: &Entry) {
+        let index = if entry.is_atomic() {
+            self.items.iter().position(|e| e == entry)
+        } else {
+            self.items.iter().position(|e| e.same_kind(entry))
+        };
+        let Some(index) = index else {
+            return;
+        };
+        if entry.is_atomic() {
+            self.items.remove(index);
+            return;
+        }
+        self.items[index].subtract(&entry.amount);
+        if self.items[index].is_empty() {
+            self.items.remove(index);
+        }
     }
 }
 
@@ -369,15 +576,6 @@ impl From<Vec<Resource>> for Resources {
 impl From<Resource> for Resources {
     fn from(resource: Resource) -> Self {
         Resources::from(vec![resource])
-    }
-}
-
-impl<'a> IntoIterator for &'a Resources {
-    type Item = &'a Resource;
-    type IntoIter = std::slice::Iter<'a, Resource>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
     }
 }
 
@@ -416,11 +614,11 @@ impl std::ops::Sub<&Resources> for &Resources {
 impl fmt::Display for Resources {
     /// Mesos's notation, e.g. `cpus:2; mem:1024; ports:[31000-32000]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, r) in self.items.iter().enumerate() {
+        for (i, r) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write_resource(f, r)?;
+            write_resource(f, &r)?;
         }
         Ok(())
     }
@@ -533,46 +731,6 @@ pub fn pre_refinement(mut resource: Resource) -> Resource {
     resource
 }
 
-fn is_scalar(r: &Resource) -> bool {
-    r.r#type == value::Type::Scalar as i32
-}
-
-fn is_atomic(r: &Resource) -> bool {
-    use crate::v1::resource::disk_info::source::Type as Source;
-    r.shared.is_some()
-        || r.disk.as_ref().is_some_and(|disk| {
-            disk.persistence.is_some()
-                || disk.source.as_ref().is_some_and(|s| {
-                    s.r#type == Source::Mount as i32
-                        || s.r#type == Source::Block as i32
-                        || s.r#type == Source::Raw as i32
-                })
-        })
-}
-
-/// Same resource apart from the amount.
-fn same_kind(a: &Resource, b: &Resource) -> bool {
-    a.name == b.name
-        && a.r#type == b.r#type
-        && a.reservations == b.reservations
-        && a.allocation_info == b.allocation_info
-        && a.disk == b.disk
-        && a.revocable == b.revocable
-        && a.shared == b.shared
-        && a.provider_id == b.provider_id
-        && a.role == b.role
-        && a.reservation == b.reservation
-}
-
-fn is_empty_value(r: &Resource) -> bool {
-    match value::Type::try_from(r.r#type) {
-        Ok(value::Type::Scalar) => to_millis(r.scalar.as_ref().map_or(0.0, |s| s.value)) == 0,
-        Ok(value::Type::Ranges) => r.ranges.as_ref().is_none_or(|rs| rs.range.is_empty()),
-        Ok(value::Type::Set) => r.set.as_ref().is_none_or(|s| s.item.is_empty()),
-        _ => true,
-    }
-}
-
 // Mesos stores scalars as fixed point with three decimal digits
 // (src/common/values.cpp `convertToFixed`).
 fn to_millis(value: f64) -> i64 {
@@ -583,122 +741,65 @@ fn from_millis(millis: i64) -> f64 {
     millis as f64 / 1000.0
 }
 
-fn add_value(into: &mut Resource, other: &Resource) {
-    match value::Type::try_from(into.r#type) {
-        Ok(value::Type::Scalar) => {
-            let sum = scalar_millis(into) + scalar_millis(other);
-            into.scalar = Some(Scalar {
-                value: from_millis(sum),
-            });
-        }
-        Ok(value::Type::Ranges) => {
-            let mut all = into.ranges.take().unwrap_or_default().range;
-            all.extend(other.ranges.iter().flat_map(|r| r.range.iter().cloned()));
-            into.ranges = Some(Ranges {
-                range: coalesce(all),
-            });
-        }
-        Ok(value::Type::Set) => {
-            let set = into.set.get_or_insert_with(Set::default);
-            for item in other.set.iter().flat_map(|s| s.item.iter()) {
-                if !set.item.contains(item) {
-                    set.item.push(item.clone());
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn subtract_value(from: &mut Resource, other: &Resource) {
-    match value::Type::try_from(from.r#type) {
-        Ok(value::Type::Scalar) => {
-            let rest = (scalar_millis(from) - scalar_millis(other)).max(0);
-            from.scalar = Some(Scalar {
-                value: from_millis(rest),
-            });
-        }
-        Ok(value::Type::Ranges) => {
-            let have = from.ranges.take().unwrap_or_default().range;
-            let remove = other.ranges.clone().unwrap_or_default().range;
-            from.ranges = Some(Ranges {
-                range: subtract_ranges(have, &remove),
-            });
-        }
-        Ok(value::Type::Set) => {
-            if let (Some(set), Some(remove)) = (from.set.as_mut(), other.set.as_ref()) {
-                set.item.retain(|item| !remove.item.contains(item));
-            }
-        }
-        _ => {}
-    }
-}
-
-fn value_contains(have: &Resource, want: &Resource) -> bool {
-    match value::Type::try_from(have.r#type) {
-        Ok(value::Type::Scalar) => scalar_millis(have) >= scalar_millis(want),
-        Ok(value::Type::Ranges) => {
-            let have = have.ranges.as_ref().map_or(&[][..], |r| &r.range[..]);
-            want.ranges
-                .iter()
-                .flat_map(|r| r.range.iter())
-                .all(|w| have.iter().any(|h| h.begin <= w.begin && w.end <= h.end))
-        }
-        Ok(value::Type::Set) => {
-            let have = have.set.as_ref().map_or(&[][..], |s| &s.item[..]);
-            want.set
-                .iter()
-                .flat_map(|s| s.item.iter())
-                .all(|item| have.contains(item))
-        }
-        _ => false,
-    }
-}
-
-fn scalar_millis(r: &Resource) -> i64 {
-    to_millis(r.scalar.as_ref().map_or(0.0, |s| s.value))
-}
-
 /// Sorts and merges overlapping or adjacent ranges.
-pub fn coalesce(mut ranges: Vec<Range>) -> Vec<Range> {
-    ranges.retain(|r| r.begin <= r.end);
-    ranges.sort_by_key(|r| (r.begin, r.end));
-    let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
-    for r in ranges {
+pub fn coalesce(ranges: Vec<Range>) -> Vec<Range> {
+    coalesce_bounds(ranges.into_iter().map(|r| (r.begin, r.end)).collect())
+        .into_iter()
+        .map(|(begin, end)| Range { begin, end })
+        .collect()
+}
+
+fn coalesce_bounds(mut bounds: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    bounds.retain(|(begin, end)| begin <= end);
+    bounds.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(bounds.len());
+    for (begin, end) in bounds {
         match out.last_mut() {
-            Some(last) if r.begin <= last.end.saturating_add(1) => last.end = last.end.max(r.end),
-            _ => out.push(r),
+            Some(last) if begin <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+            _ => out.push((begin, end)),
         }
     }
     out
 }
 
-/// `have` minus `remove`, both as sets of integers.
-pub fn subtract_ranges(have: Vec<Range>, remove: &[Range]) -> Vec<Range> {
-    let mut current = coalesce(have);
-    for cut in remove {
-        let mut next = Vec::with_capacity(current.len() + 1);
-        for r in current {
-            if cut.end < r.begin || cut.begin > r.end {
-                next.push(r);
-                continue;
-            }
-            if cut.begin > r.begin {
-                next.push(Range {
-                    begin: r.begin,
-                    end: cut.begin - 1,
-                });
-            }
-            if cut.end < r.end {
-                next.push(Range {
-                    begin: cut.end + 1,
-                    end: r.end,
-                });
-            }
+/// Whether `want` ⊆ `have` (both sorted and coalesced): one merge pass.
+fn bounds_contain(have: &[(u64, u64)], want: &[(u64, u64)]) -> bool {
+    let mut have = have.iter().peekable();
+    want.iter().all(|&(begin, end)| {
+        while have.peek().is_some_and(|h| h.1 < begin) {
+            have.next();
         }
-        current = next;
+        have.peek().is_some_and(|h| h.0 <= begin && end <= h.1)
+    })
+}
+
+/// `have` minus `remove` (both sorted and coalesced), as sets of integers.
+fn subtract_bounds(have: Vec<(u64, u64)>, remove: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(have.len() + 1);
+    let mut cuts = remove.iter().peekable();
+    for (mut begin, end) in have {
+        // Skip cuts entirely before this range.
+        while cuts.peek().is_some_and(|c| c.1 < begin) {
+            cuts.next();
+        }
+        let mut rest = Some((begin, end));
+        for &(cut_begin, cut_end) in cuts.clone() {
+            if cut_begin > end {
+                break;
+            }
+            if cut_begin > begin {
+                out.push((begin, cut_begin - 1));
+            }
+            if cut_end >= end {
+                rest = None;
+                break;
+            }
+            begin = cut_end + 1;
+            rest = Some((begin, end));
+        }
+        out.extend(rest);
     }
-    current
+    out
 }
 
 fn validate(r: &Resource) -> Result<(), ResourcesError> {
@@ -734,7 +835,7 @@ fn validate(r: &Resource) -> Result<(), ResourcesError> {
         }
         _ => return Err(invalid("type must be SCALAR, RANGES or SET")),
     }
-    if r.reservations.len() > 0 && (r.role.is_some() || r.reservation.is_some()) {
+    if !r.reservations.is_empty() && (r.role.is_some() || r.reservation.is_some()) {
         return Err(invalid(
             "'role' and 'reservation' cannot be combined with 'reservations'",
         ));
@@ -896,7 +997,7 @@ mod tests {
         );
         assert!(r
             .iter()
-            .all(|x| reservation_role(x).is_none() && x.role.is_none()));
+            .all(|x| reservation_role(&x).is_none() && x.role.is_none()));
     }
 
     #[test]
@@ -910,7 +1011,7 @@ mod tests {
         let zones = r.iter().find(|x| x.name == "zones").unwrap();
         assert_eq!(zones.set.as_ref().unwrap().item, vec!["a", "b"]);
         let statically = Resources::parse("mem:10", "web").unwrap();
-        assert_eq!(reservation_role(&statically.as_slice()[0]), Some("web"));
+        assert_eq!(reservation_role(&statically.to_vec()[0]), Some("web"));
     }
 
     #[test]
@@ -1031,5 +1132,17 @@ mod tests {
         assert!(!r.contains_resource(&half));
         r.subtract_resource(&volume);
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn range_subtraction_edge_cases() {
+        let cut =
+            |have: &[(u64, u64)], remove: &[(u64, u64)]| subtract_bounds(have.to_vec(), remove);
+        assert_eq!(cut(&[(1, 10)], &[(0, 100)]), vec![]);
+        assert_eq!(cut(&[(1, 10)], &[(1, 1), (10, 10)]), vec![(2, 9)]);
+        assert_eq!(cut(&[(1, 3), (5, 7)], &[(2, 6)]), vec![(1, 1), (7, 7)]);
+        assert_eq!(cut(&[(1, 3), (5, 7)], &[(8, 9)]), vec![(1, 3), (5, 7)]);
+        assert_eq!(cut(&[(5, 7)], &[(0, 1), (3, 4)]), vec![(5, 7)]);
+        assert_eq!(cut(&[(0, u64::MAX)], &[(0, 0)]), vec![(1, u64::MAX)]);
     }
 }

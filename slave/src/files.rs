@@ -292,9 +292,7 @@ impl Files {
         }
         file.seek(SeekFrom::Start(start)).map_err(io_error)?;
         let mut data = Vec::new();
-        file.take(wanted)
-            .read_to_end(&mut data)
-            .map_err(io_error)?;
+        file.take(wanted).read_to_end(&mut data).map_err(io_error)?;
         Ok(ReadResult {
             data: String::from_utf8_lossy(&data).into_owned(),
             offset: start,
@@ -366,7 +364,11 @@ pub fn mode_string(mode: u32) -> String {
     };
     let mut text = String::with_capacity(10);
     text.push(kind);
-    for (shift, special, special_char) in [(6, libc::S_ISUID, 's'), (3, libc::S_ISGID, 's'), (0, libc::S_ISVTX, 't')] {
+    for (shift, special, special_char) in [
+        (6, libc::S_ISUID, 's'),
+        (3, libc::S_ISGID, 's'),
+        (0, libc::S_ISVTX, 't'),
+    ] {
         let bits = (mode >> shift) & 0o7;
         text.push(if bits & 4 != 0 { 'r' } else { '-' });
         text.push(if bits & 2 != 0 { 'w' } else { '-' });
@@ -524,7 +526,10 @@ mod tests {
         assert_eq!(by_virtual.data, "hello world\n");
         assert_eq!(by_virtual.offset, 0);
         let real = f.sandbox.join("stdout");
-        let by_real = f.files.read(real.to_str().unwrap(), Some(6), Some(5)).unwrap();
+        let by_real = f
+            .files
+            .read(real.to_str().unwrap(), Some(6), Some(5))
+            .unwrap();
         assert_eq!(by_real.data, "world");
         assert_eq!(by_real.offset, 6);
     }
@@ -534,11 +539,23 @@ mod tests {
         let f = fixture();
         let path = format!("{VIRTUAL}/stdout");
         let size = f.files.read(&path, Some(-1), None).unwrap();
-        assert_eq!(size, ReadResult { data: String::new(), offset: 12 });
+        assert_eq!(
+            size,
+            ReadResult {
+                data: String::new(),
+                offset: 12
+            }
+        );
         let absent_offset = f.files.read(&path, None, Some(4)).unwrap();
         assert_eq!(absent_offset.offset, 12);
         let past_end = f.files.read(&path, Some(100), None).unwrap();
-        assert_eq!(past_end, ReadResult { data: String::new(), offset: 100 });
+        assert_eq!(
+            past_end,
+            ReadResult {
+                data: String::new(),
+                offset: 100
+            }
+        );
         assert!(matches!(
             f.files.read(&path, Some(-2), None),
             Err(FilesError::Invalid(m)) if m.contains("Negative offset")
@@ -554,7 +571,10 @@ mod tests {
         let f = fixture();
         let big = vec![b'x'; 200_000];
         std::fs::write(f.sandbox.join("big"), &big).unwrap();
-        let result = f.files.read(&format!("{VIRTUAL}/big"), Some(0), None).unwrap();
+        let result = f
+            .files
+            .read(&format!("{VIRTUAL}/big"), Some(0), None)
+            .unwrap();
         assert_eq!(result.data.len() as u64, max_read_length());
     }
 
@@ -562,7 +582,10 @@ mod tests {
     fn dot_dot_is_forbidden_and_never_opened() {
         let f = fixture();
         let escape = format!("{VIRTUAL}/../../secret");
-        assert!(matches!(f.files.read(&escape, Some(0), None), Err(FilesError::Forbidden(_))));
+        assert!(matches!(
+            f.files.read(&escape, Some(0), None),
+            Err(FilesError::Forbidden(_))
+        ));
         let real_escape = format!("{}/../../secret", f.sandbox.display());
         assert!(matches!(
             f.files.read(&real_escape, Some(0), None),
@@ -580,7 +603,10 @@ mod tests {
         for name in ["abs-link", "rel-link", "etc-dir/passwd", "magic"] {
             let path = format!("{VIRTUAL}/{name}");
             let read = f.files.read(&path, Some(0), None);
-            assert!(matches!(read, Err(FilesError::Forbidden(_))), "{name}: {read:?}");
+            assert!(
+                matches!(read, Err(FilesError::Forbidden(_))),
+                "{name}: {read:?}"
+            );
             let download = f.files.download(&path);
             assert!(matches!(download, Err(FilesError::Forbidden(_))), "{name}");
         }
@@ -594,16 +620,27 @@ mod tests {
     fn symlinks_inside_the_sandbox_work() {
         let f = fixture();
         symlink("sub/inner", f.sandbox.join("inner-link")).unwrap();
-        let result = f.files.read(&format!("{VIRTUAL}/inner-link"), Some(0), None).unwrap();
+        let result = f
+            .files
+            .read(&format!("{VIRTUAL}/inner-link"), Some(0), None)
+            .unwrap();
         assert_eq!(result.data, "inner");
     }
 
     #[test]
     fn paths_outside_any_sandbox_are_not_found() {
         let f = fixture();
-        for path in ["/etc/passwd", f.outside.to_str().unwrap(), "/frameworks/F/executors/X/runs/latest/stdout", "/"] {
+        for path in [
+            "/etc/passwd",
+            f.outside.to_str().unwrap(),
+            "/frameworks/F/executors/X/runs/latest/stdout",
+            "/",
+        ] {
             assert!(
-                matches!(f.files.read(path, Some(0), None), Err(FilesError::NotFound(_))),
+                matches!(
+                    f.files.read(path, Some(0), None),
+                    Err(FilesError::NotFound(_))
+                ),
                 "{path}"
             );
         }

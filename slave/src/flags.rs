@@ -91,7 +91,11 @@ pub struct Flags {
     pub isolation: String,
 
     /// Name of the agent's cgroup subtree in each hierarchy.
-    #[arg(long = "cgroups_root", env = "MESOS_CGROUPS_ROOT", default_value = "mesos")]
+    #[arg(
+        long = "cgroups_root",
+        env = "MESOS_CGROUPS_ROOT",
+        default_value = "mesos"
+    )]
     pub cgroups_root: String,
 
     /// Where cgroup hierarchies are mounted.
@@ -107,6 +111,33 @@ pub struct Flags {
           action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new())]
     pub cgroups_enable_cfs: bool,
+
+    /// Bound swap by the memory limit too (see `mesos-isolator`: default true,
+    /// unlike Mesos, so a limit cannot be escaped into swap).
+    #[arg(long = "cgroups_limit_swap", env = "MESOS_CGROUPS_LIMIT_SWAP", default_value_t = true,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub cgroups_limit_swap: bool,
+
+    /// `pids.max` for containers without a `pids` resource (needs cgroups/pids).
+    #[arg(long = "cgroups_pids_max", env = "MESOS_CGROUPS_PIDS_MAX")]
+    pub cgroups_pids_max: Option<u64>,
+
+    /// How long destroying a container may wait for its processes to die.
+    #[arg(
+        long = "cgroups_destroy_timeout",
+        env = "MESOS_CGROUPS_DESTROY_TIMEOUT",
+        default_value = "1mins"
+    )]
+    pub cgroups_destroy_timeout: StoutDuration,
+
+    /// Container image providers, comma separated (`oci`).
+    #[arg(long = "image_providers", env = "MESOS_IMAGE_PROVIDERS")]
+    pub image_providers: Option<String>,
+
+    /// Local OCI image-layout store (default `<work_dir>/store/oci`).
+    #[arg(long = "oci_store_dir", env = "MESOS_OCI_STORE_DIR")]
+    pub oci_store_dir: Option<PathBuf>,
 
     /// Time an executor has to subscribe after launch before it is destroyed.
     #[arg(
@@ -156,6 +187,12 @@ pub struct Flags {
         default_value = "1secs"
     )]
     pub registration_backoff_factor: StoutDuration,
+
+    /// How executors are started: `linux` (the containerizer: cgroups and
+    /// namespaces; needs root) or `posix` (plain processes, nothing
+    /// enforced). Default: `linux` when running as root, else `posix`.
+    #[arg(long = "launcher", env = "MESOS_LAUNCHER", value_parser = ["linux", "posix"])]
+    pub launcher: Option<String>,
 
     /// Launch command tasks with the HTTP (v1) command executor.
     #[arg(long = "http_command_executor", env = "MESOS_HTTP_COMMAND_EXECUTOR", default_value_t = false,
@@ -239,6 +276,12 @@ impl Flags {
                 message: format!("'{}' is not host:port", self.master),
             });
         }
+        if let Err(error) = self.isolation.parse::<mesos_isolator::Isolation>() {
+            return Err(FlagsError::Invalid {
+                flag: "isolation",
+                message: error.to_string(),
+            });
+        }
         if self.work_dir.as_os_str().is_empty() {
             return Err(FlagsError::Invalid {
                 flag: "work_dir",
@@ -278,6 +321,15 @@ impl Flags {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
+    /// The launcher, defaulted as in Mesos.
+    pub fn launcher(&self) -> &str {
+        match self.launcher.as_deref() {
+            Some(launcher) => launcher,
+            None if nix::unistd::geteuid().is_root() => "linux",
+            None => "posix",
+        }
+    }
+
     /// Every flag as Mesos's `/flags` shows it: name → string value.
     pub fn to_map(&self) -> BTreeMap<String, String> {
         let value = serde_json::to_value(self).unwrap_or_default();
@@ -292,7 +344,11 @@ impl Flags {
                 map.insert(name, text);
             }
         }
-        map.insert("runtime_dir".into(), self.runtime_dir().display().to_string());
+        map.insert(
+            "runtime_dir".into(),
+            self.runtime_dir().display().to_string(),
+        );
+        map.insert("launcher".into(), self.launcher().to_string());
         map.insert(
             "launcher_dir".into(),
             self.launcher_dir().display().to_string(),
@@ -325,8 +381,14 @@ mod tests {
     fn defaults_match_mesos() {
         let flags = parse(&REQUIRED).unwrap();
         assert_eq!(flags.port, 5051);
-        assert_eq!(flags.executor_registration_timeout.get(), Duration::from_secs(60));
-        assert_eq!(flags.executor_shutdown_grace_period.get(), Duration::from_secs(5));
+        assert_eq!(
+            flags.executor_registration_timeout.get(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            flags.executor_shutdown_grace_period.get(),
+            Duration::from_secs(5)
+        );
         assert_eq!(flags.gc_delay.get(), Duration::from_secs(7 * 86_400));
         assert!(flags.switch_user);
         assert!(!flags.cgroups_enable_cfs);

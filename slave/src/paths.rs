@@ -103,7 +103,9 @@ impl WorkDir {
 
     /// `.../frameworks/<fw>` under meta.
     pub fn meta_framework_dir(&self, agent: &str, framework: &str) -> PathBuf {
-        self.meta_agent_dir(agent).join("frameworks").join(framework)
+        self.meta_agent_dir(agent)
+            .join("frameworks")
+            .join(framework)
     }
 
     /// `.../framework.info`: the checkpointed FrameworkInfo.

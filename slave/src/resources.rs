@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mesos_proto::resources::Resources;
 use mesos_proto::v1::Resource;
 
 const MB: u64 = 1024 * 1024;
@@ -225,7 +226,9 @@ mod cgroup {
                 let path = parts.next()?;
                 let mount = mounts.iter().find(|m| match &m.controllers {
                     None => controllers.is_empty(),
-                    Some(mc) => !controllers.is_empty() && controllers.iter().all(|c| mc.contains(c)),
+                    Some(mc) => {
+                        !controllers.is_empty() && controllers.iter().all(|c| mc.contains(c))
+                    }
                 })?;
                 let relative = path
                     .strip_prefix(mount.root.as_str())
@@ -246,7 +249,9 @@ mod cgroup {
     }
 
     fn read(path: &Path) -> Option<String> {
-        std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
     }
 
     /// Tightest CFS quota (in CPUs) over the agent's cgroup and ancestors.
@@ -304,33 +309,40 @@ mod cgroup {
 }
 
 /// Parses `--resources` and adds detected cpus/mem/disk/ports for any it
-/// does not name, giving the agent's total resources.
+/// does not name, giving the agent's total resources in the pre-refinement
+/// format `RegisterSlaveMessage` carries.
 pub fn agent_resources(
     flag: Option<&str>,
     default_role: &str,
     facts: &HostFacts,
 ) -> Result<Vec<Resource>, ResourcesError> {
+    let parse = |text: &str| {
+        Resources::parse(text, default_role).map_err(|e| ResourcesError::Flag(e.to_string()))
+    };
     let mut resources = match flag {
-        Some(text) => mesos_proto::resources::parse(text, default_role)
-            .map_err(|e| ResourcesError::Flag(e.to_string()))?,
-        None => Vec::new(),
+        Some(text) => parse(text)?,
+        None => Resources::new(),
     };
     let detected = detect(facts);
-    let named = |name: &str, resources: &[Resource]| resources.iter().any(|r| r.name == name);
-    for (name, amount) in [("cpus", detected.cpus), ("mem", detected.mem), ("disk", detected.disk)] {
-        if !named(name, &resources) {
-            resources.push(mesos_proto::resources::scalar(name, amount, default_role));
+    let named = |name: &str| resources.iter().any(|r| r.name == name);
+    let mut missing = Vec::new();
+    for (name, amount) in [
+        ("cpus", detected.cpus),
+        ("mem", detected.mem),
+        ("disk", detected.disk),
+    ] {
+        if !named(name) {
+            missing.push(format!("{name}:{amount}"));
         }
     }
-    if !named("ports", &resources) {
+    if !named("ports") {
         let (begin, end) = detected.ports;
-        resources.push(mesos_proto::resources::ranges(
-            "ports",
-            &[(begin, end)],
-            default_role,
-        ));
+        missing.push(format!("ports:[{begin}-{end}]"));
     }
-    Ok(resources)
+    if !missing.is_empty() {
+        resources.add(&parse(&missing.join(";"))?);
+    }
+    Ok(resources.to_pre_refinement())
 }
 
 #[cfg(test)]
@@ -398,7 +410,8 @@ mod tests {
 
     #[test]
     fn resolves_own_cgroups_on_a_hybrid_host() {
-        let proc_cgroup = "12:cpu,cpuacct:/user.slice\n4:memory:/user.slice\n0::/user.slice/session-1.scope\n";
+        let proc_cgroup =
+            "12:cpu,cpuacct:/user.slice\n4:memory:/user.slice\n0::/user.slice/session-1.scope\n";
         let mountinfo = "\
 30 24 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
 35 24 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct
@@ -406,12 +419,51 @@ mod tests {
 ";
         let dirs = cgroup::resolve(proc_cgroup, mountinfo);
         assert_eq!(dirs.len(), 3);
-        assert_eq!(dirs[0].dir, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user.slice"));
-        assert_eq!(dirs[1].dir, PathBuf::from("/sys/fs/cgroup/memory/user.slice"));
+        assert_eq!(
+            dirs[0].dir,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user.slice")
+        );
+        assert_eq!(
+            dirs[1].dir,
+            PathBuf::from("/sys/fs/cgroup/memory/user.slice")
+        );
         assert_eq!(
             dirs[2].dir,
             PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-1.scope")
         );
+    }
+
+    fn amount(resources: &[Resource], name: &str) -> Option<f64> {
+        resources
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.scalar.as_ref())
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn flag_resources_win_and_the_rest_is_detected() {
+        let resources = agent_resources(Some("cpus:3;mem:2048"), "*", &facts()).unwrap();
+        assert_eq!(amount(&resources, "cpus"), Some(3.0));
+        assert_eq!(amount(&resources, "mem"), Some(2048.0));
+        assert_eq!(amount(&resources, "disk"), Some((95 * 1024) as f64));
+        let ports = resources.iter().find(|r| r.name == "ports").unwrap();
+        let range = &ports.ranges.as_ref().unwrap().range[0];
+        assert_eq!((range.begin, range.end), (31000, 32000));
+    }
+
+    #[test]
+    fn custom_ports_replace_the_default_range() {
+        let resources = agent_resources(Some("ports:[5000-5001]"), "*", &facts()).unwrap();
+        let ports: Vec<_> = resources.iter().filter(|r| r.name == "ports").collect();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].ranges.as_ref().unwrap().range[0].end, 5001);
+    }
+
+    #[test]
+    fn bad_resources_name_the_flag() {
+        let error = agent_resources(Some("cpus:lots"), "*", &facts()).unwrap_err();
+        assert!(error.to_string().contains("--resources"), "{error}");
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! `seed_step` is the step number (1–8, see `docs/architecture.md`); `task_id`
 //! may be a comma-separated list when one event covers several tasks (an
 //! allocation run or an ACCEPT launching many tasks). Events for an offer
-//! before any task exists use `offer_id` instead and are joined to tasks with
-//! [`Timeline::link_offer`].
+//! before any task exists carry `offer_id` instead; the first event naming
+//! both `task_id` and `offer_id` (the ACCEPT) copies the offer's marks into
+//! its tasks' timelines ([`Timeline::link_offer`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -126,7 +127,9 @@ impl Timeline {
             .get(offer_id)
             .cloned()
             .unwrap_or_default();
-        for mark in marks {
+        let known = self.lock().tasks.get(task_id).cloned().unwrap_or_default();
+        // Several events may name the same offer (launch_tasks, ACCEPT sent).
+        for mark in marks.into_iter().filter(|m| !known.contains(m)) {
             self.record(task_id, mark);
         }
     }
@@ -172,6 +175,30 @@ impl Timeline {
     }
 }
 
+/// Installs the process's tracing subscriber: human-readable logs on stderr
+/// filtered by `RUST_LOG` (else `default_filter`), plus the global
+/// [`Timeline`]'s layer, which sees seed-step events whatever the log level.
+pub fn init_tracing(source: &str, default_filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::EnvFilter;
+
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let console = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter);
+    // Seed-step events are logged at INFO; nothing below it reaches the layer.
+    let timeline = Timeline::global()
+        .layer(source)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    // A second initialisation (tests starting several components) keeps the first.
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(timeline)
+        .try_init();
+}
+
 fn push_bounded(
     map: &mut HashMap<String, Vec<Mark>>,
     order: &mut VecDeque<String>,
@@ -208,6 +235,16 @@ fn mark_from_json(value: &serde_json::Value) -> Option<Mark> {
         time: value.get("time")?.as_f64()?,
         source: value.get("source")?.as_str()?.to_owned(),
     })
+}
+
+fn split_ids(ids: Option<&str>) -> Vec<&str> {
+    ids.map(|ids| {
+        ids.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn now() -> f64 {
@@ -272,14 +309,21 @@ impl StepFields {
             time: now(),
             source: source.to_owned(),
         };
-        if let Some(ids) = &self.task_ids {
-            for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                timeline.record(id, mark.clone());
+        let tasks = split_ids(self.task_ids.as_deref());
+        let offers = split_ids(self.offer_id.as_deref());
+        if tasks.is_empty() {
+            for offer in offers {
+                timeline.record_offer(offer, mark.clone());
             }
-        } else if let Some(offer) = &self.offer_id {
-            for id in offer.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                timeline.record_offer(id, mark.clone());
+            return;
+        }
+        // An event naming both (e.g. ACCEPT) is where an offer's history
+        // becomes its tasks' history.
+        for task in &tasks {
+            for offer in &offers {
+                timeline.link_offer(offer, task);
             }
+            timeline.record(task, mark.clone());
         }
     }
 }
@@ -310,15 +354,25 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(seed_step = 1u64, offer_id = "o1", "allocation run");
             tracing::info!(seed_step = 2u64, offer_id = "o1", "offer sent");
-            tracing::info!(seed_step = 5u64, task_id = "t1,t2", "ACCEPT received");
+            tracing::info!(
+                seed_step = 4u64,
+                task_id = "t1,t2",
+                offer_id = "o1",
+                "launch"
+            );
+            tracing::info!(
+                seed_step = 5u64,
+                task_id = "t1,t2",
+                offer_id = "o1",
+                "ACCEPT received"
+            );
             tracing::info!(task_id = "t1", "not a seed step");
             let _span = tracing::info_span!("run_task", seed_step = 6u64, task_id = "t1").entered();
         });
-        timeline.link_offer("o1", "t1");
         let steps: Vec<u64> = timeline.task("t1").iter().map(|m| m.step).collect();
         // The offer's marks keep their own (earlier) times when linked.
-        assert_eq!(steps, vec![1, 2, 5, 6]);
-        assert_eq!(timeline.task("t2").len(), 1);
+        assert_eq!(steps, vec![1, 2, 4, 5, 6]);
+        assert_eq!(timeline.task("t2").len(), 4);
         assert_eq!(timeline.task("t1")[0].source, "master");
     }
 

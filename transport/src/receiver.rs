@@ -90,5 +90,7 @@ fn sender_of(headers: &HeaderMap) -> Result<Upid, String> {
     let value = value
         .to_str()
         .map_err(|_| "Invalid 'Libprocess-From' header".to_string())?;
-    value.parse().map_err(|e| format!("Invalid 'Libprocess-From' header: {e}"))
+    value
+        .parse()
+        .map_err(|e| format!("Invalid 'Libprocess-From' header: {e}"))
 }

@@ -135,7 +135,8 @@ impl Link {
         let mut request = self.request(envelope)?;
         for _ in 0..2 {
             let connection = self.connection().await?;
-            match tokio::time::timeout(REQUEST_TIMEOUT, connection.try_send_request(request)).await {
+            match tokio::time::timeout(REQUEST_TIMEOUT, connection.try_send_request(request)).await
+            {
                 Err(_) => return Err(LinkError::Timeout),
                 Ok(Ok(response)) if response.status().is_success() => return Ok(()),
                 Ok(Ok(response)) => return Err(LinkError::Status(response.status())),

@@ -82,10 +82,25 @@ mod tests {
 
     #[test]
     fn rejects_malformed_upids() {
-        assert!(matches!("master".parse::<Upid>(), Err(UpidError::MissingAt(_))));
-        assert!(matches!("@1.2.3.4:5".parse::<Upid>(), Err(UpidError::BadName(_))));
-        assert!(matches!("a/b@1.2.3.4:5".parse::<Upid>(), Err(UpidError::BadName(_))));
-        assert!(matches!("m@host".parse::<Upid>(), Err(UpidError::BadAddress(_))));
-        assert!(matches!("m@1.2.3.4:99999".parse::<Upid>(), Err(UpidError::BadAddress(_))));
+        assert!(matches!(
+            "master".parse::<Upid>(),
+            Err(UpidError::MissingAt(_))
+        ));
+        assert!(matches!(
+            "@1.2.3.4:5".parse::<Upid>(),
+            Err(UpidError::BadName(_))
+        ));
+        assert!(matches!(
+            "a/b@1.2.3.4:5".parse::<Upid>(),
+            Err(UpidError::BadName(_))
+        ));
+        assert!(matches!(
+            "m@host".parse::<Upid>(),
+            Err(UpidError::BadAddress(_))
+        ));
+        assert!(matches!(
+            "m@1.2.3.4:99999".parse::<Upid>(),
+            Err(UpidError::BadAddress(_))
+        ));
     }
 }

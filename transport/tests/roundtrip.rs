@@ -1,5 +1,8 @@
 //! Messages sent with `Sender` reach a `routes` handler in order.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use mesos_transport::{message_name, routes, Message, Sender, Upid};
@@ -7,7 +10,13 @@ use prost_types::Timestamp;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-async fn serve(process: &str) -> (Upid, mpsc::UnboundedReceiver<Message>, tokio::task::JoinHandle<()>) {
+async fn serve(
+    process: &str,
+) -> (
+    Upid,
+    mpsc::UnboundedReceiver<Message>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upid = Upid::new(process, listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -56,20 +65,38 @@ async fn rejects_requests_without_libprocess_from() {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    assert!(response.contains("Missing 'Libprocess-From' header"), "{response}");
+    assert!(
+        response.contains("Missing 'Libprocess-From' header"),
+        "{response}"
+    );
 }
 
 #[tokio::test]
 async fn recovers_after_peer_restart() {
     let (agent, mut rx, server) = serve("slave(1)").await;
     let sender = Sender::new("master@127.0.0.1:5050".parse().unwrap());
-    sender.send(&agent, &Timestamp { seconds: 1, nanos: 0 });
-    assert_eq!(next(&mut rx).await.decode::<Timestamp>().unwrap().seconds, 1);
+    sender.send(
+        &agent,
+        &Timestamp {
+            seconds: 1,
+            nanos: 0,
+        },
+    );
+    assert_eq!(
+        next(&mut rx).await.decode::<Timestamp>().unwrap().seconds,
+        1
+    );
 
     // The peer goes away: messages sent meanwhile are lost (at most once).
     server.abort();
     let _ = server.await;
-    sender.send(&agent, &Timestamp { seconds: 2, nanos: 0 });
+    sender.send(
+        &agent,
+        &Timestamp {
+            seconds: 2,
+            nanos: 0,
+        },
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // It comes back on the same address: later messages get through.
@@ -79,6 +106,15 @@ async fn recovers_after_peer_restart() {
         let _ = tx.send(m);
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    sender.send(&agent, &Timestamp { seconds: 3, nanos: 0 });
-    assert_eq!(next(&mut rx2).await.decode::<Timestamp>().unwrap().seconds, 3);
+    sender.send(
+        &agent,
+        &Timestamp {
+            seconds: 3,
+            nanos: 0,
+        },
+    );
+    assert_eq!(
+        next(&mut rx2).await.decode::<Timestamp>().unwrap().seconds,
+        3
+    );
 }

@@ -1,0 +1,205 @@
+//! Assembling a running agent from its flags: resources, identity, the
+//! containerizer, the HTTP server (libprocess messages, executor API,
+//! operator endpoints, `/files`) and the state machine.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mesos_proto::v1::AgentInfo;
+use mesos_transport::{Sender, Upid};
+use tokio::task::JoinHandle;
+
+use crate::containers::Containers;
+use crate::files::Files;
+use crate::flags::{Flags, FlagsError};
+use crate::master_link::parse_master_address;
+use crate::paths::WorkDir;
+use crate::posix_containers::PosixContainers;
+use crate::resources::{agent_resources, HostFacts, ResourcesError};
+use crate::slave::{SlaveConfig, SlaveHandle};
+
+/// The agent's libprocess process name.
+pub const PROCESS: &str = "slave(1)";
+
+/// Why the agent could not start; every variant names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A flag is invalid.
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
+    /// `--resources` is invalid or detection failed.
+    #[error(transparent)]
+    Resources(#[from] ResourcesError),
+    /// `--attributes` is invalid.
+    #[error(transparent)]
+    Attributes(#[from] crate::attributes::AttributesError),
+    /// The work directory cannot be created.
+    #[error("cannot create --work_dir {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The listening socket cannot be bound.
+    #[error("cannot listen on {address} (--ip/--port): {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The containerizer could not be set up.
+    #[error("cannot set up the {launcher} launcher: {message}")]
+    Launcher {
+        /// `linux` or `posix`.
+        launcher: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// Where the agent's HTTP server listens.
+    pub address: SocketAddr,
+    /// The state machine.
+    pub slave: SlaveHandle,
+    /// The `/files` table.
+    pub files: Arc<Files>,
+    server: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Stops serving (executors are left to their containers).
+    pub fn abort(&self) {
+        self.server.abort();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn hostname(flags: &Flags) -> String {
+    flags.hostname.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into())
+    })
+}
+
+/// `--ip`, else the address the hostname resolves to, else loopback.
+fn listen_ip(flags: &Flags, hostname: &str) -> IpAddr {
+    flags.ip.unwrap_or_else(|| {
+        (hostname, 0)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4))
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    })
+}
+
+async fn containerizer(flags: &Flags) -> Result<Arc<dyn Containers>, AgentError> {
+    let launcher = flags.launcher().to_string();
+    if launcher == "posix" {
+        return Ok(Arc::new(PosixContainers::new()));
+    }
+    let error = |message| AgentError::Launcher {
+        launcher: launcher.clone(),
+        message,
+    };
+    let containers = crate::mesos_containers::create(flags).map_err(error)?;
+    // Nothing is re-adopted after a restart yet, so containers of an earlier
+    // run are orphans: destroy them rather than leave unaccounted tasks.
+    let orphans = containers.cleanup_orphans().await.map_err(error)?;
+    if orphans > 0 {
+        tracing::warn!(orphans, "destroyed containers left by an earlier agent run");
+    }
+    Ok(Arc::new(containers))
+}
+
+/// Validates flags, binds the port and starts the agent.
+pub async fn start(flags: Flags) -> Result<Agent, AgentError> {
+    flags.validate()?;
+    std::fs::create_dir_all(&flags.work_dir).map_err(|source| AgentError::WorkDir {
+        path: flags.work_dir.clone(),
+        source,
+    })?;
+    let facts = HostFacts::gather(&flags.work_dir)?;
+    let resources = agent_resources(flags.resources.as_deref(), &flags.default_role, &facts)?;
+    let attributes = match &flags.attributes {
+        Some(text) => crate::attributes::parse(text)?,
+        None => Vec::new(),
+    };
+    let containers = containerizer(&flags).await?;
+    let hostname = hostname(&flags);
+    let ip = listen_ip(&flags, &hostname);
+    let requested = SocketAddr::new(ip, flags.port);
+    let listener = tokio::net::TcpListener::bind(requested)
+        .await
+        .map_err(|source| AgentError::Bind {
+            address: requested,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| AgentError::Bind {
+        address: requested,
+        source,
+    })?;
+    let advertised = SocketAddr::new(flags.advertise_ip.unwrap_or(ip), address.port());
+    let upid = Upid::new(PROCESS, advertised);
+    let master_address =
+        parse_master_address(&flags.master).ok_or_else(|| FlagsError::Invalid {
+            flag: "master",
+            message: format!("cannot resolve '{}'", flags.master),
+        })?;
+    let info = AgentInfo {
+        hostname,
+        port: Some(i32::from(address.port())),
+        resources,
+        attributes,
+        ..AgentInfo::default()
+    };
+    let config = SlaveConfig {
+        work_dir: WorkDir::new(&flags.work_dir),
+        launcher_dir: flags.launcher_dir(),
+        master: Upid::new("master", master_address),
+        upid: upid.clone(),
+        info,
+        flags,
+    };
+    let files = Arc::new(Files::new());
+    let sender = Sender::new(upid.clone());
+    let slave = SlaveHandle::new(config, Arc::new(sender), containers, files.clone());
+    let router = routes(&slave, &files);
+    let server = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    tracing::info!(pid = %upid, "agent started");
+    slave.start();
+    Ok(Agent {
+        address,
+        slave,
+        files,
+        server,
+    })
+}
+
+/// Every route the agent serves.
+pub fn routes(slave: &SlaveHandle, files: &Arc<Files>) -> axum::Router {
+    let for_messages = slave.clone();
+    mesos_transport::routes(PROCESS, move |message| {
+        for_messages.lock().handle_message(message);
+    })
+    .merge(crate::executor_api::router(slave.clone()))
+    .merge(crate::http::router(slave.clone()))
+    .merge(crate::files::router(files.clone()))
+}
