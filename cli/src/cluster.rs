@@ -150,10 +150,20 @@ impl LocalCluster {
         let mut master_args = vec![
             flag("ip", "127.0.0.1"),
             flag("port", &master_addr.port().to_string()),
-            flag("work_dir", &make_dir(dir.path(), "master")?.display().to_string()),
+            flag(
+                "work_dir",
+                &make_dir(dir.path(), "master")?.display().to_string(),
+            ),
         ];
         master_args.extend(config.master_flags.iter().cloned());
-        let master = spawn(config, "mesos-master", "master", &master_args, dir.path(), master_addr)?;
+        let master = spawn(
+            config,
+            "mesos-master",
+            "master",
+            &master_args,
+            dir.path(),
+            master_addr,
+        )?;
         let mut cluster = LocalCluster {
             master,
             agents: Vec::new(),
@@ -189,7 +199,10 @@ impl LocalCluster {
             flag("hostname", &format!("{name}.local")),
             flag("master", &master.to_string()),
             flag("work_dir", &make_dir(dir, &name)?.display().to_string()),
-            flag("runtime_dir", &make_dir(dir, &format!("{name}-run"))?.display().to_string()),
+            flag(
+                "runtime_dir",
+                &make_dir(dir, &format!("{name}-run"))?.display().to_string(),
+            ),
             flag("launcher_dir", &config.bin_dir.display().to_string()),
             flag("resources", &config.resources),
             flag("isolation", &config.isolation),
@@ -388,7 +401,10 @@ fn spawn(
 async fn terminate(child: &mut Child) {
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_ok() {
+        if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }

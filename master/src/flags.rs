@@ -268,7 +268,10 @@ impl Flags {
         );
         put(
             "recovery_agent_removal_limit",
-            format!("{}%", trim_float(self.recovery_agent_removal_limit.0 * 100.0)),
+            format!(
+                "{}%",
+                trim_float(self.recovery_agent_removal_limit.0 * 100.0)
+            ),
         );
         put(
             "max_completed_frameworks",
@@ -294,10 +297,12 @@ impl Flags {
     /// Rejects combinations this master cannot honour.
     pub fn validate(&self) -> Result<(), String> {
         if self.registry == "replicated_log" && self.work_dir.is_none() {
-            return Err("Flag '--work_dir' is required for the replicated log based registry \
+            return Err(
+                "Flag '--work_dir' is required for the replicated log based registry \
                         (--registry=replicated_log, the default); use --registry=in_memory \
                         to keep the registry in memory"
-                .into());
+                    .into(),
+            );
         }
         if self.zk.is_some() {
             return Err("Flag '--zk': ZooKeeper (HA) mode is not supported yet".into());
@@ -534,7 +539,10 @@ mod tests {
     #[test]
     fn durable_registry_needs_a_work_dir() {
         let err = parse(&[]).unwrap().validate().unwrap_err();
-        assert!(err.contains("--work_dir") && err.contains("in_memory"), "{err}");
+        assert!(
+            err.contains("--work_dir") && err.contains("in_memory"),
+            "{err}"
+        );
         assert!(parse(&["--registry=in_memory"]).unwrap().validate().is_ok());
         assert!(parse(&["--work_dir=/tmp/m"]).unwrap().validate().is_ok());
         let flags = parse(&["--recovery_agent_removal_limit=12.5%"]).unwrap();

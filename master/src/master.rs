@@ -299,8 +299,8 @@ pub async fn start_with_store(
     let id = uuid::Uuid::new_v4().to_string();
     let info = master_info(&id, &upid, &hostname(&flags, &upid));
     let (commands, mailbox) = mpsc::unbounded_channel();
-    let (registrar, registrar_closed) = Registrar::start(store, info.clone(), commands.clone())
-        .map_err(MasterError::Registrar)?;
+    let (registrar, registrar_closed) =
+        Registrar::start(store, info.clone(), commands.clone()).map_err(MasterError::Registrar)?;
     let (recovery, recovered) = oneshot::channel();
     let recovered_flag = Arc::new(AtomicBool::new(false));
     let parts = Parts {

@@ -81,7 +81,11 @@ impl Master {
             agents = self.recovered_agents.len(),
             unreachable = self.unreachable_agents.len(),
             frameworks = self.frameworks.len(),
-            previous_master = registry.master.as_ref().map(|m| m.id.as_str()).unwrap_or("none"),
+            previous_master = registry
+                .master
+                .as_ref()
+                .map(|m| m.id.as_str())
+                .unwrap_or("none"),
             "recovered the registry; allowing {} for agents to re-register",
             format_duration(self.flags.agent_reregister_timeout)
         );

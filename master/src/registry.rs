@@ -282,7 +282,9 @@ pub enum RegistryError {
     },
     /// Another process has the registry open (another master on the same
     /// `--work_dir`).
-    #[error("the registry {path} is in use by another process (another master on this --work_dir?)")]
+    #[error(
+        "the registry {path} is in use by another process (another master on this --work_dir?)"
+    )]
     Locked {
         /// The registry file.
         path: PathBuf,

@@ -37,9 +37,7 @@ use mesos_proto::internal::{
 use mesos_proto::resources::Resources;
 use mesos_proto::v1::resource::AllocationInfo;
 use mesos_proto::v1::task_status::{Reason, Source};
-use mesos_proto::v1::{
-    AgentId, FrameworkId, FrameworkInfo, Resource, Task, TaskState, TaskStatus,
-};
+use mesos_proto::v1::{AgentId, FrameworkId, FrameworkInfo, Resource, Task, TaskState, TaskStatus};
 use mesos_transport::Upid;
 
 use crate::agents::Admission;
@@ -428,8 +426,7 @@ impl Master {
         }
         let mut executors = Vec::new();
         for executor in &message.executor_infos {
-            let Some(framework_id) = executor.framework_id.as_ref().map(|f| f.value.clone())
-            else {
+            let Some(framework_id) = executor.framework_id.as_ref().map(|f| f.value.clone()) else {
                 continue;
             };
             if self.removed_frameworks.contains(&framework_id) {
@@ -517,7 +514,11 @@ impl Master {
         );
         status.executor_id = task.executor_id.clone();
         let framework_id = task.framework_id.value.clone();
-        if !self.frameworks.get(&framework_id).is_some_and(|f| f.connected()) {
+        if !self
+            .frameworks
+            .get(&framework_id)
+            .is_some_and(|f| f.connected())
+        {
             tracing::warn!(framework = %framework_id, task = %task.task_id.value, "not announcing re-registered task to a disconnected framework");
             return;
         }
@@ -567,7 +568,8 @@ fn validate(message: &ReregisterSlaveMessage) -> Result<(), String> {
         }
     }
     for task in &message.tasks {
-        validation::id(&task.task_id.value).map_err(|e| format!("Task has an invalid TaskID: {e}"))?;
+        validation::id(&task.task_id.value)
+            .map_err(|e| format!("Task has an invalid TaskID: {e}"))?;
         if task.agent_id != *agent_id {
             return Err(format!(
                 "Task has an invalid SlaveID '{}'",
@@ -651,7 +653,10 @@ mod tests {
 
         let mut m = message();
         m.frameworks.clear();
-        assert_eq!(validate(&m).unwrap_err(), "Task has an invalid FrameworkID 'f'");
+        assert_eq!(
+            validate(&m).unwrap_err(),
+            "Task has an invalid FrameworkID 'f'"
+        );
 
         let mut m = message();
         m.tasks[0].agent_id.value = "b".into();
@@ -659,7 +664,10 @@ mod tests {
 
         let mut m = message();
         m.tasks[0].executor_id = Some(ExecutorId { value: "e".into() });
-        assert_eq!(validate(&m).unwrap_err(), "Task has an invalid ExecutorID 'e'");
+        assert_eq!(
+            validate(&m).unwrap_err(),
+            "Task has an invalid ExecutorID 'e'"
+        );
         // ... unless the executor is reported.
         m.executor_infos.push(ExecutorInfo {
             executor_id: ExecutorId { value: "e".into() },
@@ -700,7 +708,12 @@ mod tests {
         }];
         inject_allocation_role(&mut resources, &framework);
         assert_eq!(
-            resources[0].allocation_info.as_ref().unwrap().role.as_deref(),
+            resources[0]
+                .allocation_info
+                .as_ref()
+                .unwrap()
+                .role
+                .as_deref(),
             Some("web")
         );
     }

@@ -252,9 +252,15 @@ impl Master {
             }
             let unreachable_time = agent_id.and_then(|a| self.unreachable_agents.get(a));
             let (state, message) = if agent_id.is_some_and(|a| self.agents.contains_key(a)) {
-                (TaskState::TaskGone, "Reconciliation: Task is unknown to the agent")
+                (
+                    TaskState::TaskGone,
+                    "Reconciliation: Task is unknown to the agent",
+                )
             } else if unreachable_time.is_some() {
-                (TaskState::TaskUnreachable, "Reconciliation: Task is unreachable")
+                (
+                    TaskState::TaskUnreachable,
+                    "Reconciliation: Task is unreachable",
+                )
             } else {
                 (TaskState::TaskUnknown, "Reconciliation: Task is unknown")
             };

@@ -140,6 +140,14 @@ impl Dispatcher {
             return;
         }
         self.driver.enter_callback();
+        let _step8 = tracing::info_span!(
+            target: TIMELINE_TARGET,
+            "status_update called",
+            seed_step = 8u64,
+            task_id = %status.task_id.value,
+            state = status.state().as_str_name(),
+        )
+        .entered();
         self.scheduler.status_update(&self.driver, status);
         // Mesos acknowledges after the callback returns, so an update the
         // scheduler never saw is re-sent by the agent.

@@ -47,6 +47,10 @@ pub struct ContainerLaunch {
 pub struct LaunchedContainer {
     /// The executor's pid (in the agent's pid namespace).
     pub pid: u32,
+    /// The launch's steps (sandbox, cgroup, clone, namespaces, exec, ...)
+    /// with the wall-clock time each started, seconds since the Unix epoch,
+    /// for the seed-step timeline. Empty when the launcher does not time them.
+    pub steps: Vec<(&'static str, f64)>,
 }
 
 /// A resource limit the container hit (e.g. an OOM kill).

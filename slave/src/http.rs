@@ -499,6 +499,7 @@ async fn monitor_statistics(State(slave): State<SlaveHandle>) -> impl IntoRespon
 pub fn router(slave: SlaveHandle) -> Router {
     let mut router = Router::new()
         .route("/version", get(version))
+        .route("/timeline", get(timeline))
         .route("/metrics/snapshot", get(metrics_snapshot))
         .route("/monitor/statistics", get(monitor_statistics))
         .route("/monitor/statistics.json", get(monitor_statistics));
@@ -574,4 +575,10 @@ mod tests {
             json!({"rack": 2.0, "os": "debian"})
         );
     }
+}
+
+/// `GET /timeline`: each task's seed-step marks recorded by this agent (see
+/// `mesos-timeline`); `mesos-local` merges it with the master's.
+async fn timeline() -> Json<Value> {
+    Json(mesos_timeline::Timeline::global().to_json())
 }

@@ -183,7 +183,10 @@ impl Containers for PosixContainers {
                 };
                 let _ = tx.send(Some(termination));
             });
-            Ok(LaunchedContainer { pid })
+            Ok(LaunchedContainer {
+                pid,
+                steps: Vec::new(),
+            })
         })
     }
 

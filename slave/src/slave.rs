@@ -1191,6 +1191,10 @@ impl Slave {
                 let sandbox = executor.sandbox.clone();
                 let task_ids: Vec<String> = executor.queued.iter().flat_map(queued_ids).collect();
                 for task in &task_ids {
+                    for (step, at) in &launched.steps {
+                        tracing::info!(seed_step = 7u64, task_id = %task, at = *at,
+                            "containerizer: {step}");
+                    }
                     tracing::info!(seed_step = 7u64, task_id = %task, pid = launched.pid,
                         "executor container ready: sandbox, cgroup and namespaces");
                 }

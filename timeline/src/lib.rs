@@ -12,6 +12,9 @@
 //! [`Timeline`], which `/timeline` endpoints and `mesos-local` read. Nothing is
 //! simulated: if a step is not on the real code path it does not show up.
 //!
+//! An optional `at` field (seconds since the Unix epoch, `f64`) dates a step
+//! that was timed elsewhere, e.g. by the containerizer's launch helper.
+//!
 //! `seed_step` is the step number (1–8, see `docs/architecture.md`); `task_id`
 //! may be a comma-separated list when one event covers several tasks (an
 //! allocation run or an ACCEPT launching many tasks). Events for an offer
@@ -267,9 +270,19 @@ struct StepFields {
     task_ids: Option<String>,
     offer_id: Option<String>,
     message: Option<String>,
+    state: Option<String>,
+    at: Option<f64>,
 }
 
 impl Visit for StepFields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // An event may report a step that was timed elsewhere (e.g. in a
+        // child process) with its own wall-clock time.
+        if field.name() == "at" {
+            self.at = Some(value);
+        }
+    }
+
     fn record_u64(&mut self, field: &Field, value: u64) {
         if field.name() == "seed_step" {
             self.step = Some(value);
@@ -297,6 +310,7 @@ impl StepFields {
             "task_id" => self.task_ids = Some(text),
             "offer_id" => self.offer_id = Some(text),
             "message" => self.message = Some(text),
+            "state" => self.state = Some(text),
             _ => {}
         }
     }
@@ -305,8 +319,12 @@ impl StepFields {
         let Some(step) = self.step else { return };
         let mark = Mark {
             step,
-            what: self.message.unwrap_or_else(|| default_what.to_owned()),
-            time: now(),
+            what: match (self.message, self.state) {
+                (Some(what), Some(state)) => format!("{what}: {state}"),
+                (None, Some(state)) => format!("{default_what}: {state}"),
+                (what, None) => what.unwrap_or_else(|| default_what.to_owned()),
+            },
+            time: self.at.unwrap_or_else(now),
             source: source.to_owned(),
         };
         let tasks = split_ids(self.task_ids.as_deref());

@@ -112,7 +112,11 @@ pub async fn run(flags: Flags) -> Result<bool, LocalError> {
         name: "mesos-local".to_owned(),
         ..ClusterConfig::new(&bin_dir)
     };
-    println!("starting a master and {} agent(s) from {}", config.agents, bin_dir.display());
+    println!(
+        "starting a master and {} agent(s) from {}",
+        config.agents,
+        bin_dir.display()
+    );
     let cluster = LocalCluster::start(&config).await?;
     print_endpoints(&cluster);
 
@@ -133,14 +137,23 @@ pub async fn run(flags: Flags) -> Result<bool, LocalError> {
     }
     let dir = cluster.dir().to_owned();
     cluster.stop().await?;
-    println!("stopped the cluster; removed {} and its cgroups", dir.display());
+    println!(
+        "stopped the cluster; removed {} and its cgroups",
+        dir.display()
+    );
     outcome.map(|_| ok)
 }
 
 fn print_endpoints(cluster: &LocalCluster) {
-    println!("  master  http://{}/  (state: /state, timeline: /timeline)", cluster.master_addr());
+    println!(
+        "  master  http://{}/  (state: /state, timeline: /timeline)",
+        cluster.master_addr()
+    );
     for (i, agent) in cluster.agent_addrs().iter().enumerate() {
-        println!("  agent-{}  http://{agent}/  (state: /state, files: /files/browse)", i + 1);
+        println!(
+            "  agent-{}  http://{agent}/  (state: /state, files: /files/browse)",
+            i + 1
+        );
     }
     println!("  logs and work dirs under {}", cluster.dir().display());
 }
@@ -202,6 +215,7 @@ const STEP_NAMES: [&str; 8] = [
 /// Prints every task's end, output and timeline; true if all ended as expected.
 async fn report(cluster: &LocalCluster, tasks: &[SampleTask], results: &Results) -> bool {
     let timeline = gather_timeline(cluster).await;
+    print_legend();
     let mut all_ok = true;
     for task in tasks {
         println!();
@@ -214,13 +228,21 @@ async fn report(cluster: &LocalCluster, tasks: &[SampleTask], results: &Results)
         let status = &end.status;
         let reason = status.reason.map(|_| status.reason().as_str_name());
         let ok = status.state() == task.expect
-            && task.expect_reason.is_none_or(|r| status.reason == Some(r as i32));
+            && task
+                .expect_reason
+                .is_none_or(|r| status.reason == Some(r as i32));
         all_ok &= ok;
         println!(
             "   ended {}{}{}  ({})",
             status.state().as_str_name(),
             reason.map(|r| format!(" {r}")).unwrap_or_default(),
-            status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+            // Limitation messages carry memory statistics on later lines.
+            status
+                .message
+                .as_deref()
+                .and_then(|m| m.lines().next())
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default(),
             if ok { "as expected" } else { "UNEXPECTED" }
         );
         print_output(end, results.framework_id.as_deref(), &task.id).await;
@@ -229,7 +251,10 @@ async fn report(cluster: &LocalCluster, tasks: &[SampleTask], results: &Results)
     println!();
     println!(
         "{} of {} task(s) ended as expected",
-        tasks.iter().filter(|t| results.ends.contains_key(&t.id)).count(),
+        tasks
+            .iter()
+            .filter(|t| results.ends.contains_key(&t.id))
+            .count(),
         tasks.len()
     );
     all_ok
@@ -261,20 +286,22 @@ fn print_timeline(marks: &[Mark]) {
         println!("   (no timeline recorded)");
         return;
     };
-    println!("   timeline (ms after the allocation that produced the offer):");
+    println!("   timeline (ms from the allocation that produced its offer):");
     for mark in marks {
-        let name = usize::try_from(mark.step)
-            .ok()
-            .and_then(|s| STEP_NAMES.get(s.wrapping_sub(1)))
-            .copied()
-            .unwrap_or("?");
         println!(
-            "   {:>9.2}  step {} {:<44} {:<9} {}",
+            "   {:>9.2}  [{}] {:<9} {}",
             (mark.time - first.time) * 1000.0,
             mark.step,
-            name,
             mark.source,
             mark.what
         );
+    }
+}
+
+fn print_legend() {
+    println!();
+    println!("seed steps of task assignment:");
+    for (i, name) in STEP_NAMES.iter().enumerate() {
+        println!("  [{}] {name}", i + 1);
     }
 }

@@ -48,9 +48,10 @@ pub fn sample_tasks(count: usize) -> Vec<SampleTask> {
         SampleTask {
             id: String::new(),
             description: "busy-loops for 1 s under a hard 0.5-cpu limit",
-            command: "end=$(($(date +%s) + 1)); while [ \"$(date +%s)\" -lt \"$end\" ]; do :; done; \
+            command:
+                "end=$(($(date +%s) + 1)); while [ \"$(date +%s)\" -lt \"$end\" ]; do :; done; \
                       echo done spinning"
-                .into(),
+                    .into(),
             cpus: 0.5,
             mem: 32.0,
             cpus_limit: Some(0.5),

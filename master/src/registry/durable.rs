@@ -114,6 +114,11 @@ impl DurableStore {
             {
                 self.corrupt(io)
             }
+            DatabaseError::Storage(StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                self.corrupt(format!("truncated ({io})"))
+            }
             DatabaseError::UpgradeRequired(version) => {
                 self.corrupt(format!("unsupported redb file format version {version}"))
             }
@@ -173,15 +178,19 @@ impl DurableStore {
         let frameworks = txn.open_table(FRAMEWORKS).map_err(|e| self.corrupt(e))?;
         for entry in frameworks.iter().map_err(|e| self.corrupt(e))? {
             let (id, bytes) = entry.map_err(|e| self.corrupt(e))?;
-            let record = FrameworkRecord::decode(bytes.value()).map_err(|e| {
-                self.corrupt(format!("record of framework '{}': {e}", id.value()))
-            })?;
+            let record = FrameworkRecord::decode(bytes.value())
+                .map_err(|e| self.corrupt(format!("record of framework '{}': {e}", id.value())))?;
             registry.frameworks.insert(id.value().to_string(), record);
         }
         Ok(registry)
     }
 
-    fn write(&self, db: &Database, registry: &Registry, keys: &BTreeSet<Key>) -> Result<(), redb::Error> {
+    fn write(
+        &self,
+        db: &Database,
+        registry: &Registry,
+        keys: &BTreeSet<Key>,
+    ) -> Result<(), redb::Error> {
         let txn = db.begin_write()?;
         {
             let mut agents = txn.open_table(AGENTS)?;
@@ -376,7 +385,10 @@ mod tests {
                         matches!(error, RegistryError::Corrupt { .. }),
                         "{what}: {error}"
                     );
-                    assert!(error.to_string().contains(path.to_str().unwrap()), "{error}");
+                    assert!(
+                        error.to_string().contains(path.to_str().unwrap()),
+                        "{error}"
+                    );
                 }
             }
         }

@@ -45,7 +45,10 @@ pub async fn master(extra: &[&str]) -> MasterHandle {
 
 /// The flags [`master`] uses.
 pub fn flags(extra: &[&str]) -> Flags {
-    let mut args = vec!["mesos-master", "--ip=127.0.0.1", "--port=0"];
+    let mut args = vec!["mesos-master", "--ip=127.0.0.1"];
+    if !extra.iter().any(|a| a.starts_with("--port")) {
+        args.push("--port=0");
+    }
     let registry_chosen = extra
         .iter()
         .any(|a| a.starts_with("--registry") || a.starts_with("--work_dir"));
@@ -112,17 +115,27 @@ pub async fn post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    post_at(master.address, method, headers, body).await
+}
+
+/// [`post`] to a master at `address`.
+pub async fn post_at(
+    address: std::net::SocketAddr,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut builder = Request::builder()
         .method(method)
         .uri("/api/v1/scheduler")
-        .header("Host", master.address.to_string());
+        .header("Host", address.to_string());
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
     let request = builder
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap();
-    let response = send(master, request).await;
+    let response = send_to(address, request).await;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
@@ -148,6 +161,22 @@ impl Scheduler {
         assert_eq!(
             subscribed.master_info.unwrap().version.as_deref(),
             Some("1.11.0")
+        );
+        scheduler
+    }
+
+    /// Re-subscribes with a known framework id (failover); waits for
+    /// SUBSCRIBED, which must carry that id.
+    pub async fn resubscribe(
+        master: &MasterHandle,
+        framework_info: Value,
+        framework_id: &str,
+    ) -> Scheduler {
+        let mut scheduler = Self::subscribe_raw(master, framework_info, Some(framework_id)).await;
+        let subscribed = scheduler.next_of(event::Type::Subscribed).await;
+        assert_eq!(
+            subscribed.subscribed.unwrap().framework_id.value,
+            framework_id
         );
         scheduler
     }
@@ -217,6 +246,19 @@ impl Scheduler {
             let event = self.next().await.expect("stream still open");
             if event.r#type == Some(kind as i32) {
                 return event;
+            }
+        }
+    }
+
+    /// Every event up to and including the next one of `kind`.
+    pub async fn events_until(&mut self, kind: event::Type) -> Vec<Event> {
+        let mut seen = Vec::new();
+        loop {
+            let event = self.next().await.expect("stream still open");
+            let done = event.r#type == Some(kind as i32);
+            seen.push(event);
+            if done {
+                return seen;
             }
         }
     }
@@ -472,6 +514,83 @@ impl FakeAgent {
     pub fn stop(&self) {
         self.server.abort();
     }
+}
+
+/// An ACCEPT launching command task `t1` (cpus 0.5, mem 128) and task `t2`
+/// (cpus 0.5, mem 128) on custom executor `e1` (cpus 0.1, mem 32).
+pub fn launch_two(offer: &mesos_proto::v1::Offer) -> Value {
+    let resources = |cpus: f64, mem: f64| {
+        json!([
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}, "role": "*"},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}, "role": "*"}
+        ])
+    };
+    let agent_id = json!({"value": offer.agent_id.value});
+    json!({
+        "type": "ACCEPT",
+        "accept": {
+            "offer_ids": [{"value": offer.id.value}],
+            "operations": [{
+                "type": "LAUNCH",
+                "launch": {"task_infos": [
+                    {
+                        "name": "t1",
+                        "task_id": {"value": "t1"},
+                        "agent_id": agent_id,
+                        "resources": resources(0.5, 128.0),
+                        "command": {"value": "sleep 1000"}
+                    },
+                    {
+                        "name": "t2",
+                        "task_id": {"value": "t2"},
+                        "agent_id": agent_id,
+                        "resources": resources(0.5, 128.0),
+                        "executor": {
+                            "executor_id": {"value": "e1"},
+                            "name": "custom executor",
+                            "command": {"value": "my-executor --serve"},
+                            "resources": resources(0.1, 32.0)
+                        }
+                    }
+                ]}
+            }],
+            "filters": {"refuse_seconds": 0}
+        }
+    })
+}
+
+/// The Task an agent reports for a task it was sent in `run`, in `state`,
+/// with the update in flight (`unacknowledged`) if any.
+pub fn reported_task(
+    run: &mesos_proto::internal::RunTaskMessage,
+    agent_id: &str,
+    state: TaskState,
+    unacknowledged: Option<(TaskState, [u8; 16])>,
+) -> Task {
+    Task {
+        name: run.task.name.clone(),
+        task_id: run.task.task_id.clone(),
+        framework_id: run.framework.id.clone().unwrap(),
+        executor_id: run.task.executor.as_ref().map(|e| e.executor_id.clone()),
+        agent_id: AgentId {
+            value: agent_id.to_string(),
+        },
+        state: state as i32,
+        resources: run.task.resources.clone(),
+        status_update_state: unacknowledged.map(|(s, _)| s as i32),
+        status_update_uuid: unacknowledged.map(|(_, uuid)| uuid.to_vec()),
+        ..Default::default()
+    }
+}
+
+/// An ACKNOWLEDGE call.
+pub fn acknowledge(agent_id: &str, task_id: &str, uuid: &[u8; 16]) -> Value {
+    use base64::Engine as _;
+    json!({"type": "ACKNOWLEDGE", "acknowledge": {
+        "agent_id": {"value": agent_id},
+        "task_id": {"value": task_id},
+        "uuid": base64::engine::general_purpose::STANDARD.encode(uuid)
+    }})
 }
 
 /// A LAUNCH of one command task using all of `offer`'s cpus/mem.

@@ -115,7 +115,12 @@ impl Containers for FakeContainers {
             .lock()
             .unwrap()
             .insert(id, watch::channel(None).0);
-        Box::pin(async { Ok(LaunchedContainer { pid: 4242 }) })
+        Box::pin(async {
+            Ok(LaunchedContainer {
+                pid: 4242,
+                steps: Vec::new(),
+            })
+        })
     }
 
     fn wait(&self, container_id: &str) -> BoxFuture<Result<ContainerTermination, ContainerError>> {
