@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: busybox-static (tiny OCI image in containerizer tests),
-# iproute2 (network namespaces), procps (ps in tests).
-apt_packages=(busybox-static iproute2 procps)
+# iproute2 (network namespaces), procps (ps in tests), runc and crun (the
+# launch benchmark compares against them), fonts-dejavu-core (chart labels).
+apt_packages=(busybox-static iproute2 procps runc crun fonts-dejavu-core)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

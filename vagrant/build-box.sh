@@ -38,6 +38,7 @@ cleanup() {
     mountpoint -q "$root/$m" && umount -l "$root/$m"
   done
   [[ -n ${loop:-} ]] && losetup -d "$loop"
+  [[ -n ${made_node:-} ]] && rm -f "$made_node"
   rm -rf "$work"
 }
 
@@ -45,8 +46,18 @@ make_disk() {
   truncate -s "${size_gb}G" "$work/disk.raw"
   printf 'label: dos\n,,L,*\n' | sfdisk -q "$work/disk.raw"
   loop=$(losetup --show -f -P "$work/disk.raw")
-  mkfs.ext4 -q -L root "${loop}p1"
-  mount "${loop}p1" "$root"
+  part=${loop}p1
+  # Without udev (containers, minimal VMs) the kernel knows the partition but
+  # nobody creates its device node: make it from sysfs.
+  if [[ ! -b $part ]]; then
+    local name=${loop#/dev/}
+    for _ in $(seq 20); do [[ -r /sys/block/$name/${name}p1/dev ]] && break; sleep 0.1; done
+    IFS=: read -r major minor <"/sys/block/$name/${name}p1/dev"
+    mknod "$part" b "$major" "$minor"
+    made_node=$part
+  fi
+  mkfs.ext4 -q -L root "$part"
+  mount "$part" "$root"
 }
 
 install_system() {

@@ -15,7 +15,8 @@
 
 pub mod cli;
 pub mod clock;
-pub mod cluster;
+/// The local cluster the cluster suites run against (shared with `mesos-local`).
+pub use mesos_cli::cluster;
 pub mod framework;
 pub mod host;
 pub mod plot;

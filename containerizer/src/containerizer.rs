@@ -308,25 +308,27 @@ impl Containerizer {
         let id = request.container_id.clone();
         self.reserve(&id)?;
         let this = self.clone();
-        let task = tokio::spawn(async move { this.launch_reserved(request, called).await });
-        let result = task.await.unwrap_or_else(|e| {
+        let task = tokio::spawn(async move {
+            let result = this.launch_reserved(request, called).await;
+            lock(&this.inner.launching).remove(&id);
+            this.inner.settled.notify_waiters();
+            match &result {
+                Ok(launched) => tracing::info!(
+                    container = %id,
+                    pid = launched.pid,
+                    to_exec_us = launched.timings.to_exec().as_micros() as u64,
+                    "launched container"
+                ),
+                Err(error) => tracing::warn!(container = %id, %error, "container launch failed"),
+            }
+            result
+        });
+        task.await.unwrap_or_else(|e| {
             Err(LaunchError::new(
                 Step::Validate,
                 format!("the launch task failed: {e}"),
             ))
-        });
-        lock(&self.inner.launching).remove(&id);
-        self.inner.settled.notify_waiters();
-        match &result {
-            Ok(launched) => tracing::info!(
-                container = %id,
-                pid = launched.pid,
-                to_exec_us = launched.timings.to_exec().as_micros() as u64,
-                "launched container"
-            ),
-            Err(error) => tracing::warn!(container = %id, %error, "container launch failed"),
-        }
-        result
+        })
     }
 
     fn reserve(&self, id: &str) -> Result<(), LaunchError> {

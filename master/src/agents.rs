@@ -232,7 +232,7 @@ impl Master {
     /// PARTITION_AWARE).
     pub(crate) fn unregister_agent(&mut self, from: &Upid, message: UnregisterSlaveMessage) {
         let id = message.slave_id.value;
-        if !self.agents.get(&id).is_some_and(|a| a.pid == *from) {
+        if self.agents.get(&id).is_none_or(|a| a.pid != *from) {
             tracing::warn!(agent = %id, %from, "ignoring unregistration of unknown agent");
             return;
         }

@@ -104,24 +104,22 @@ impl Master {
         if missing.is_empty() {
             return;
         }
-        let total = expected;
-        let share = missing.len() as f64 / total.max(1) as f64;
+        // As Mesos: agents still re-registering count as not back yet.
+        let not_back = self.recovered_agents.len();
+        let share = not_back as f64 / expected.max(1) as f64;
         let limit = self.flags.recovery_agent_removal_limit.0;
         if share > limit {
             tracing::error!(
-                missing = missing.len(),
-                total,
-                "Post-recovery agent removal limit exceeded! {} of the agents recovered from \
-                 the registry ({:.1}%) did not re-register within {}; the limit is {:.1}% \
-                 (--recovery_agent_removal_limit). Investigate or raise the limit.",
-                missing.len(),
+                "Post-recovery agent removal limit exceeded! {not_back} of the {expected} agents \
+                 recovered from the registry ({:.1}%) did not re-register within {}; the limit \
+                 is {:.1}% (--recovery_agent_removal_limit). Investigate or raise the limit.",
                 share * 100.0,
                 format_duration(self.flags.agent_reregister_timeout),
                 limit * 100.0
             );
             self.fatal = Some(MasterError::RemovalLimit {
-                missing: missing.len(),
-                total,
+                missing: not_back,
+                total: expected,
             });
             return;
         }

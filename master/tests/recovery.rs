@@ -510,3 +510,76 @@ async fn scheduler_api_answers_503_until_the_registry_is_recovered() {
     assert!(!scheduler.framework_id.is_empty());
     master.shutdown().await;
 }
+
+/// A store whose every write waits for a permit from the test.
+struct HeldStore {
+    permits: std::sync::mpsc::Receiver<()>,
+}
+
+impl Store for HeldStore {
+    fn recover(&mut self) -> Result<Registry, RegistryError> {
+        Ok(Registry::default())
+    }
+
+    fn store(&mut self, _: &Registry, _: &BTreeSet<Key>) -> Result<(), RegistryError> {
+        self.permits.recv().map_err(|_| RegistryError::Stopped)
+    }
+}
+
+#[tokio::test]
+async fn registration_is_acknowledged_only_once_it_is_durable() {
+    let (permit, permits) = std::sync::mpsc::channel();
+    // Recovery records the new master: one write.
+    permit.send(()).unwrap();
+    let master = mesos_master::start_with_store(flags(&[]), Box::new(HeldStore { permits }))
+        .await
+        .unwrap();
+    let mut agent = FakeAgent::start(&master.upid, AGENT).await;
+    let registering = tokio::spawn(async move {
+        agent.register_again().await;
+        agent
+    });
+    // However long the write takes, no acknowledgement before it is done.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!registering.is_finished(), "acknowledged before the write");
+    let state = get_json(&master, "/state").await;
+    assert_eq!(state["slaves"], json!([]));
+    permit.send(()).unwrap();
+    let agent = tokio::time::timeout(PATIENCE, registering)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(agent.agent_id.starts_with(&master.id));
+    master.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_many_agents_missing_after_a_restart_stop_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = durable_master(&dir, &[]).await;
+    let _gone = FakeAgent::register(&first, AGENT).await;
+    let mut back = FakeAgent::register(&first, AGENT).await;
+    first.shutdown().await;
+
+    let mut second = durable_master(
+        &dir,
+        &[
+            "--agent_reregister_timeout=1secs",
+            "--recovery_agent_removal_limit=40%",
+        ],
+    )
+    .await;
+    back.connect_to(&second.upid);
+    back.reregister(vec![], vec![], vec![]).await;
+    // One of two (50%) did not come back: over the limit, the master stops
+    // rather than declare half the cluster lost (Mesos exits).
+    let stopped = tokio::time::timeout(PATIENCE, second.wait())
+        .await
+        .expect("the master stops");
+    let error = stopped.unwrap_err().to_string();
+    assert!(
+        error.contains("removal limit exceeded") && error.contains("1 of 2"),
+        "{error}"
+    );
+    second.shutdown().await;
+}

@@ -1,4 +1,4 @@
-//! Seed steps 3, 4 and 5 reach a `mesos-timeline` layer from the real code
+//! Seed steps 3, 4, 5 and 8 reach a `mesos-timeline` layer from the real code
 //! path of an offer being accepted.
 
 mod common;
@@ -12,7 +12,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 // A current-thread runtime, so the thread's default subscriber sees the
 // driver's tasks too.
 #[tokio::test(flavor = "current_thread")]
-async fn launch_marks_steps_three_to_five() {
+async fn launch_marks_steps_three_to_five_and_updates() {
     let timeline = Timeline::new(64);
     let subscriber = tracing_subscriber::registry().with(timeline.layer("scheduler"));
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -33,8 +33,10 @@ async fn launch_marks_steps_three_to_five() {
     timeline.link_offer(&offer_id, "t1");
     let marks = timeline.task("t1");
     let steps: Vec<u64> = marks.iter().map(|m| m.step).collect();
-    assert_eq!(steps, [3, 4, 5], "{marks:?}");
+    // The fake master runs the task through STARTING, RUNNING, FINISHED.
+    assert_eq!(steps, [3, 4, 5, 8, 8, 8], "{marks:?}");
     assert_eq!(marks[0].what, "resource_offers called");
     assert_eq!(marks[2].what, "ACCEPT sent");
+    assert_eq!(marks[4].what, "status_update called: TASK_RUNNING");
     assert!(marks.iter().all(|m| m.source == "scheduler"));
 }

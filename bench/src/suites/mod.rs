@@ -39,7 +39,10 @@ impl Context {
 
     /// The local cluster.
     pub fn cluster_config(&self) -> ClusterConfig {
-        ClusterConfig::new(&self.bin_dir)
+        ClusterConfig {
+            name: "mesos-bench".to_owned(),
+            ..ClusterConfig::new(&self.bin_dir)
+        }
     }
 
     /// Why a suite that needs the local cluster cannot run, if it cannot.
