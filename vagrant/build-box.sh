@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a Debian 12 Vagrant box for the libvirt provider from Debian packages
-# only (no Vagrant Cloud): debootstrap -> raw disk with GRUB -> qcow2 -> .box,
+# only (no Vagrant Cloud): debootstrap -> raw disk with extlinux -> qcow2 -> .box,
 # then registers it as mesos-rs/debian12. Needs root.
+# Boots with extlinux; the disk has one bootable MBR partition.
 #
 #   vagrant/build-box.sh [OUTPUT_DIR]     # default: vagrant/.box
 #
@@ -38,31 +39,22 @@ cleanup() {
     mountpoint -q "$root/$m" && umount -l "$root/$m"
   done
   [[ -n ${loop:-} ]] && losetup -d "$loop"
-  [[ -n ${made_node:-} ]] && rm -f "$made_node"
   rm -rf "$work"
 }
 
 make_disk() {
   truncate -s "${size_gb}G" "$work/disk.raw"
-  printf 'label: dos\n,,L,*\n' | sfdisk -q "$work/disk.raw"
-  loop=$(losetup --show -f -P "$work/disk.raw")
-  part=${loop}p1
-  # Without udev (containers, minimal VMs) the kernel knows the partition but
-  # nobody creates its device node: make it from sysfs.
-  if [[ ! -b $part ]]; then
-    local name=${loop#/dev/}
-    for _ in $(seq 20); do [[ -r /sys/block/$name/${name}p1/dev ]] && break; sleep 0.1; done
-    IFS=: read -r major minor <"/sys/block/$name/${name}p1/dev"
-    mknod "$part" b "$major" "$minor"
-    made_node=$part
-  fi
-  mkfs.ext4 -q -L root "$part"
-  mount "$part" "$root"
+  # One bootable partition from 1 MiB. The filesystem is reached through a
+  # loop device at that offset, so no partition device nodes (udev) are needed.
+  printf 'label: dos\nstart=2048,type=83,bootable\n' | sfdisk -q "$work/disk.raw"
+  loop=$(losetup --show -f -o $((2048 * 512)) "$work/disk.raw")
+  mkfs.ext4 -q -L root "$loop"
+  mount "$loop" "$root"
 }
 
 install_system() {
   debootstrap --variant=minbase \
-    --include=systemd-sysv,linux-image-amd64,grub-pc,openssh-server,sudo,curl,ca-certificates,iproute2,procps,rsync,busybox-static \
+    --include=systemd-sysv,linux-image-amd64,extlinux,syslinux-common,openssh-server,sudo,curl,ca-certificates,iproute2,procps,rsync,busybox-static \
     bookworm "$root" "$mirror"
   for m in dev dev/pts proc sys; do mount --bind "/$m" "$root/$m"; done
   echo "vagrant" >"$root/etc/hostname"
@@ -84,11 +76,28 @@ EOT
   chroot "$root" chown vagrant:vagrant /home/vagrant/.ssh/authorized_keys
   chmod 0600 "$root/home/vagrant/.ssh/authorized_keys"
   echo 'UseDNS no' >"$root/etc/ssh/sshd_config.d/vagrant.conf"
-  # Serial console too, so a headless boot can be watched.
-  sed -i 's/^GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT="console=tty0 console=ttyS0"/' "$root/etc/default/grub"
-  chroot "$root" grub-install --target=i386-pc "$loop"
-  chroot "$root" update-grub
+  install_bootloader
   chroot "$root" apt-get clean
+}
+
+# extlinux boots the ext4 filesystem directly (it installs through the
+# mounted filesystem, whatever device backs it); syslinux's MBR code jumps to
+# the active partition.
+install_bootloader() {
+  local kernel initrd
+  kernel=$(cd "$root/boot" && ls vmlinuz-* | sort -V | tail -1)
+  initrd=$(cd "$root/boot" && ls initrd.img-* | sort -V | tail -1)
+  install -d "$root/boot/extlinux"
+  cat >"$root/boot/extlinux/extlinux.conf" <<EOT
+DEFAULT debian
+TIMEOUT 1
+LABEL debian
+  LINUX /boot/$kernel
+  INITRD /boot/$initrd
+  APPEND root=LABEL=root ro console=tty0 console=ttyS0
+EOT
+  chroot "$root" extlinux --install /boot/extlinux
+  dd if="$root/usr/lib/syslinux/mbr/mbr.bin" of="$work/disk.raw" bs=440 count=1 conv=notrunc status=none
 }
 
 package_box() {

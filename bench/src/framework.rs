@@ -296,18 +296,3 @@ impl Scheduler for Launcher {
         self.send(Event::Error(format!("call failed: {failure:?}")));
     }
 }
-
-/// Whether no update follows `state`.
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}

@@ -225,8 +225,15 @@ pub(crate) fn start(
     let Stdio {
         status_parent,
         go_parent,
-        ..
+        stdin,
+        stdout,
+        stderr,
+        status_child,
+        go_child,
     } = stdio;
+    // Our copies of the child's ends: the status pipe reaches end-of-file
+    // only once every write end is closed.
+    drop((stdin, stdout, stderr, status_child, go_child));
 
     step(Step::CgroupAttach);
     cgroup.attach(pid).map_err(|e| LaunchError {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mesos_proto::codec::ContentType;
 use mesos_proto::v1::{ExecutorId, FrameworkId};
 
-use crate::duration::{parse_duration, DurationError};
+use mesos_proto::duration::{parse as parse_duration, DurationError};
 
 /// Mesos's `DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD`.
 pub const DEFAULT_SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(5);

@@ -39,7 +39,6 @@
 pub mod command;
 mod config;
 mod driver;
-mod duration;
 mod executor;
 mod http;
 mod session;
@@ -50,5 +49,5 @@ pub use config::{
     DEFAULT_SUBSCRIPTION_BACKOFF_MAX,
 };
 pub use driver::{DriverError, ExecutorDriver, Exit, SendError};
-pub use duration::{parse_duration, DurationError};
 pub use executor::Executor;
+pub use mesos_proto::duration::{parse as parse_duration, DurationError};

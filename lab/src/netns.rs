@@ -204,12 +204,29 @@ impl Lab {
         let path = format!("{NETNS_DIR}/{netns}");
         self.hosts[index].handle = Some(Arc::new(open_netns(&path)?));
         self.ip(&[
-            "link", "add", &veth, "type", "veth", "peer", "name", HOST_IFNAME, "netns", &netns,
+            "link",
+            "add",
+            &veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            HOST_IFNAME,
+            "netns",
+            &netns,
         ])?;
         self.ip(&["link", "set", &veth, "addrgenmode", "none"])?;
         self.ip(&["link", "set", &veth, "master", &bridge, "up"])?;
         self.ip(&["-n", &netns, "link", "set", "lo", "up"])?;
-        self.ip(&["-n", &netns, "link", "set", HOST_IFNAME, "addrgenmode", "none"])?;
+        self.ip(&[
+            "-n",
+            &netns,
+            "link",
+            "set",
+            HOST_IFNAME,
+            "addrgenmode",
+            "none",
+        ])?;
         self.ip(&["-n", &netns, "addr", "add", &address, "dev", HOST_IFNAME])?;
         self.ip(&["-n", &netns, "link", "set", HOST_IFNAME, "up"])?;
         Ok(())
@@ -433,8 +450,8 @@ fn open_netns(path: &str) -> Result<OwnedFd, NetnsError> {
         })
 }
 
-/// `ip` from iproute2; sbin is not on every user's PATH.
-fn ip_program() -> &'static str {
+/// The iproute2 `ip` binary the lab runs (sbin is not on every PATH).
+pub fn ip_program() -> &'static str {
     ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -449,10 +466,7 @@ fn validate_names(names: &[&str]) -> Result<(), NetnsError> {
         )));
     }
     for (index, name) in names.iter().enumerate() {
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid {
             return Err(NetnsError::BadHosts(format!(
                 "{name:?} is not made of letters, digits and '-'"
@@ -493,10 +507,7 @@ mod tests {
     #[test]
     fn host_names_are_checked() {
         assert!(validate_names(&["master", "agent-1"]).is_ok());
-        assert!(matches!(
-            validate_names(&[]),
-            Err(NetnsError::BadHosts(_))
-        ));
+        assert!(matches!(validate_names(&[]), Err(NetnsError::BadHosts(_))));
         assert!(matches!(
             validate_names(&["a", "a"]),
             Err(NetnsError::BadHosts(m)) if m.contains("twice")
@@ -520,7 +531,10 @@ mod tests {
     #[test]
     fn only_leftovers_of_dead_processes_are_stale() {
         let me = std::process::id();
-        assert!(!owner_is_dead(&format!("mesos-lab-{me:x}x0-master"), NETNS_PREFIX));
+        assert!(!owner_is_dead(
+            &format!("mesos-lab-{me:x}x0-master"),
+            NETNS_PREFIX
+        ));
         // Pid 1 always exists.
         assert!(!owner_is_dead("mlb1x0", BRIDGE_PREFIX));
         // Above the kernel's pid_max limit (2^22): never a live process.

@@ -67,7 +67,7 @@ async fn known_agent_reregistering_is_reconciled() {
     // The executor the agent did not report is gone.
     let state = get_json(&master, "/state").await;
     assert_eq!(state["frameworks"][0]["executors"], json!([]));
-    assert_eq!(state["slaves"][0]["reregistered_time"].is_f64(), true);
+    assert!(state["slaves"][0]["reregistered_time"].is_f64());
     master.shutdown().await;
 }
 

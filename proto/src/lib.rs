@@ -41,5 +41,7 @@ pub mod internal {
 }
 
 pub mod codec;
+pub mod duration;
 pub mod recordio;
 pub mod resources;
+mod task_state;

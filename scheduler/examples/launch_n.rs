@@ -129,7 +129,7 @@ impl Scheduler for LaunchN {
         let task_id = status.task_id.value;
         let message = status.message.unwrap_or_default();
         println!("{task_id}: {} {message}", state.as_str_name());
-        if !is_terminal(state) {
+        if !state.is_terminal() {
             return;
         }
         let mut summary = self.summary.lock().unwrap_or_else(PoisonError::into_inner);
@@ -148,21 +148,6 @@ impl Scheduler for LaunchN {
     fn error(&mut self, _driver: &SchedulerDriver, message: &str) {
         eprintln!("error: {message}");
     }
-}
-
-/// Whether no further update follows `state`.
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
 }
 
 /// Runs the framework to the end.

@@ -10,7 +10,7 @@ use clap::Args;
 use mesos_proto::v1::TaskState;
 
 use crate::clock::ms_between;
-use crate::framework::{is_terminal, Event, TaskRequest};
+use crate::framework::{Event, TaskRequest};
 use crate::progress;
 use crate::report::{Cell, Chart, ChartKind, Series, SuiteReport, Table};
 use crate::stats::Summary;
@@ -151,7 +151,7 @@ async fn run_tasks(
                 };
                 if state == TaskState::TaskRunning {
                     t.running.get_or_insert(at_ns);
-                } else if is_terminal(state) && t.terminal.is_none() {
+                } else if state.is_terminal() && t.terminal.is_none() {
                     t.terminal = Some((at_ns, state, message));
                     done += 1;
                     bar.inc(1);

@@ -26,7 +26,7 @@ use mesos_proto::v1::TaskState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clock::{monotonic_ns, ms_between};
-use crate::framework::{is_terminal, Event, TaskRequest};
+use crate::framework::{Event, TaskRequest};
 use crate::progress;
 use crate::report::{Cell, Chart, ChartKind, Series, SuiteReport, Table};
 use crate::stats::Summary;
@@ -459,7 +459,7 @@ async fn cluster_once(
     let events = session
         .framework
         .collect_until(CHILD_TIMEOUT, &format!("the terminal update of {id}"), |e| {
-            matches!(e, Event::Update { task_id, state, .. } if *task_id == id && is_terminal(*state))
+            matches!(e, Event::Update { task_id, state, .. } if *task_id == id && state.is_terminal())
         })
         .await
         .map_err(|e| e.to_string())?;

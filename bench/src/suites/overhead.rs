@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use mesos_proto::v1::TaskState;
 
-use crate::framework::{is_terminal, Event, TaskRequest};
+use crate::framework::{Event, TaskRequest};
 use crate::procfs;
 use crate::progress;
 use crate::report::{Cell, Series, SuiteReport, Table};
@@ -228,7 +228,7 @@ async fn start_sleepers(session: &mut Session, count: usize) -> Result<usize, St
                 if *state == TaskState::TaskRunning {
                     running += 1;
                     bar.inc(1);
-                } else if is_terminal(*state) {
+                } else if state.is_terminal() {
                     ended.push(format!("{task_id}: {} {message}", state.as_str_name()));
                 }
             }

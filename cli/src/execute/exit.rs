@@ -50,22 +50,6 @@ impl Exit {
     }
 }
 
-/// Whether no further update follows `state` (for a framework that is not
-/// partition-aware, `TASK_LOST` is final too).
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +72,6 @@ mod tests {
             );
         }
         assert_eq!(Exit::for_state(TaskState::TaskError), Exit::OtherTerminal);
-        assert!(!is_terminal(TaskState::TaskRunning));
+        assert!(!TaskState::TaskRunning.is_terminal());
     }
 }

@@ -9,8 +9,8 @@ use clap::{ArgAction, Parser};
 use mesos_proto::resources::Resources;
 use mesos_scheduler::MasterEndpoint;
 
-use super::duration::MesosDuration;
 use super::exit::EXIT_CODES_HELP;
+use mesos_proto::duration::MesosDuration;
 
 /// Run one command as a Mesos task and report how it went.
 #[derive(Debug, Clone, Parser)]

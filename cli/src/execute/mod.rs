@@ -16,7 +16,6 @@
 //! [`exit::EXIT_CODES_HELP`]).
 
 pub mod agent;
-pub mod duration;
 pub mod exit;
 pub mod flags;
 pub mod report;

@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::agent::AgentClient;
-use super::exit::is_terminal;
 use super::flags::Flags;
 use super::{report, task};
 
@@ -222,7 +221,7 @@ impl Scheduler for CommandScheduler {
         if state == TaskState::TaskRunning {
             self.schedule_kill(driver, &status);
         }
-        if is_terminal(state) && self.progress.lock().end.is_none() {
+        if state.is_terminal() && self.progress.lock().end.is_none() {
             self.progress.lock().end = Some(status);
             // notify_one keeps the signal if `main` is not waiting yet.
             self.progress.ended.notify_one();

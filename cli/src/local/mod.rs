@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::Parser;
-use mesos_proto::v1::{FrameworkInfo, TaskState};
+use mesos_proto::v1::FrameworkInfo;
 use mesos_scheduler::{DriverConfig, SchedulerDriver};
 use mesos_timeline::{Mark, Timeline};
 
@@ -74,21 +74,6 @@ pub enum LocalError {
     /// The workload did not finish in time.
     #[error("the workload did not finish within {0} s")]
     Timeout(u64),
-}
-
-/// Whether no further update follows `state`.
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
 }
 
 /// Runs the whole thing; `Ok(true)` when every task ended as expected.

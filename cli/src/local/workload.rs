@@ -209,7 +209,7 @@ impl Scheduler for LocalScheduler {
 
     fn status_update(&mut self, driver: &SchedulerDriver, status: TaskStatus) {
         let state = status.state();
-        if !crate::local::is_terminal(state) {
+        if !state.is_terminal() {
             return;
         }
         let task_id = status.task_id.value.clone();
