@@ -58,6 +58,7 @@ install_system() {
     bookworm "$root" "$mirror"
   for m in dev dev/pts proc sys; do mount --bind "/$m" "$root/$m"; done
   echo "vagrant" >"$root/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 vagrant\n' >"$root/etc/hosts"
   echo "LABEL=root / ext4 defaults 0 1" >"$root/etc/fstab"
   cat >"$root/etc/systemd/network/10-dhcp.network" <<EOT
 [Match]

@@ -83,6 +83,27 @@ pub struct ContainerError {
     pub message: String,
 }
 
+/// A container the agent's checkpoint says an executor runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownContainer {
+    /// The container id (the executor's latest run).
+    pub container_id: String,
+    /// The executor's pid from `forked.pid`.
+    pub pid: Option<u32>,
+}
+
+/// A known container found again after an agent restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredContainer {
+    /// The container id.
+    pub container_id: String,
+    /// The executor's pid, if known.
+    pub pid: Option<u32>,
+    /// Whether the executor still runs; if not, [`Containers::wait`]
+    /// resolves at once (or fails for a container that left nothing).
+    pub running: bool,
+}
+
 /// The operations the agent needs from its containerizer.
 pub trait Containers: Send + Sync + 'static {
     /// Creates the sandbox and cgroup and starts the executor.
@@ -103,6 +124,13 @@ pub trait Containers: Send + Sync + 'static {
         resources: Vec<Resource>,
         limits: BTreeMap<String, f64>,
     ) -> BoxFuture<Result<(), ContainerError>>;
+    /// After an agent restart: supervises the `known` containers again (those
+    /// found are returned; [`Containers::wait`] then works for them) and
+    /// destroys every other container of an earlier run (orphans).
+    fn recover(
+        &self,
+        known: Vec<KnownContainer>,
+    ) -> BoxFuture<Result<Vec<RecoveredContainer>, ContainerError>>;
 }
 
 /// Text for a raw wait status, as Mesos's `WSTRINGIFY`.

@@ -10,13 +10,6 @@ use mesos_proto::v1::{Environment, ExecutorInfo};
 
 use crate::duration::StoutDuration;
 
-/// How long a checkpointing executor keeps trying to reach a restarting agent
-/// (`--recovery_timeout`, Mesos default 15 min).
-pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// Cap of an executor's re-subscription backoff (Mesos
-/// `DEFAULT_SUBSCRIPTION_BACKOFF_MAX`, 2 s).
-pub const SUBSCRIPTION_BACKOFF_MAX: Duration = Duration::from_secs(2);
-
 /// What differs between executors.
 #[derive(Debug, Clone)]
 pub struct ExecutorEnvInput<'a> {
@@ -40,6 +33,13 @@ pub struct ExecutorEnvInput<'a> {
     pub http_command_executor: bool,
     /// Grace period the executor gets to shut down.
     pub shutdown_grace_period: Duration,
+    /// `--recovery_timeout`: how long a checkpointing executor keeps trying
+    /// to reach a restarting agent.
+    pub recovery_timeout: Duration,
+    /// Cap of a checkpointing executor's re-subscription backoff: Mesos
+    /// passes `--executor_reregistration_timeout`, so an executor retries
+    /// at least once within the window the restarted agent waits for it.
+    pub subscription_backoff_max: Duration,
 }
 
 fn is_agent_variable(name: &str) -> bool {
@@ -89,11 +89,11 @@ pub fn executor_environment(
     if input.checkpoint {
         set(
             "MESOS_RECOVERY_TIMEOUT",
-            StoutDuration(RECOVERY_TIMEOUT).to_string(),
+            StoutDuration(input.recovery_timeout).to_string(),
         );
         set(
             "MESOS_SUBSCRIPTION_BACKOFF_MAX",
-            StoutDuration(SUBSCRIPTION_BACKOFF_MAX).to_string(),
+            StoutDuration(input.subscription_backoff_max).to_string(),
         );
     }
     // v0 executor libraries pick an ephemeral port.
@@ -150,6 +150,8 @@ mod tests {
             checkpoint: false,
             http_command_executor: false,
             shutdown_grace_period: Duration::from_secs(5),
+            recovery_timeout: Duration::from_secs(900),
+            subscription_backoff_max: Duration::from_secs(2),
         };
         let inherited = [
             ("PATH".to_string(), "/usr/bin".to_string()),
@@ -169,5 +171,16 @@ mod tests {
         assert_eq!(env["PATH"], "/usr/bin");
         assert!(!env.contains_key("MESOS_WORK_DIR"));
         assert!(!env.contains_key("MESOS_RECOVERY_TIMEOUT"));
+
+        let checkpointing = ExecutorEnvInput {
+            checkpoint: true,
+            ..input
+        };
+        let env: BTreeMap<_, _> = executor_environment(&checkpointing, [])
+            .into_iter()
+            .collect();
+        assert_eq!(env["MESOS_CHECKPOINT"], "1");
+        assert_eq!(env["MESOS_RECOVERY_TIMEOUT"], "15mins");
+        assert_eq!(env["MESOS_SUBSCRIPTION_BACKOFF_MAX"], "2secs");
     }
 }

@@ -15,6 +15,11 @@ use serde::Serialize;
 
 use crate::duration::StoutDuration;
 
+/// Upper bound of `--executor_reregistration_timeout` (Mesos
+/// `MAX_EXECUTOR_REREGISTRATION_TIMEOUT`).
+pub const MAX_EXECUTOR_REREGISTRATION_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(15);
+
 /// Why the agent refused its flags: always names the flag.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagsError {
@@ -146,6 +151,47 @@ pub struct Flags {
         default_value = "1mins"
     )]
     pub executor_registration_timeout: StoutDuration,
+
+    /// After an agent restart, how long recovered executors have to
+    /// re-subscribe before they are destroyed (at most 15 s, as Mesos).
+    #[arg(
+        long = "executor_reregistration_timeout",
+        env = "MESOS_EXECUTOR_REREGISTRATION_TIMEOUT",
+        default_value = "2secs"
+    )]
+    pub executor_reregistration_timeout: StoutDuration,
+
+    /// How long executors of checkpointing frameworks wait for a restarting
+    /// agent before they shut down (`MESOS_RECOVERY_TIMEOUT`).
+    #[arg(
+        long = "recovery_timeout",
+        env = "MESOS_RECOVERY_TIMEOUT",
+        default_value = "15mins"
+    )]
+    pub recovery_timeout: StoutDuration,
+
+    /// What to do with the executors of an earlier run: `reconnect` to them,
+    /// or `cleanup`: kill them, forget the checkpoint and exit.
+    #[arg(long = "recover", env = "MESOS_RECOVER", default_value = "reconnect",
+          value_parser = ["reconnect", "cleanup"])]
+    pub recover: String,
+
+    /// Whether any unreadable checkpoint file stops recovery (else it is
+    /// skipped and counted in `slave/recovery_errors`).
+    #[arg(long = "strict", env = "MESOS_STRICT", default_value_t = true,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub strict: bool,
+
+    /// Test-only: first retry interval of unacknowledged status updates
+    /// (Mesos's constant 10 s); it doubles up to 10 min.
+    #[arg(
+        long = "status_update_retry_interval_min",
+        env = "MESOS_STATUS_UPDATE_RETRY_INTERVAL_MIN",
+        default_value = "10secs",
+        hide = true
+    )]
+    pub status_update_retry_interval_min: StoutDuration,
 
     /// Time an executor has to shut down (and a task to honour KILL) before its
     /// container is destroyed.
@@ -294,7 +340,28 @@ impl Flags {
                 message: "must be positive".into(),
             });
         }
+        let reregistration = self.executor_reregistration_timeout.get();
+        if reregistration > MAX_EXECUTOR_REREGISTRATION_TIMEOUT {
+            return Err(FlagsError::Invalid {
+                flag: "executor_reregistration_timeout",
+                message: format!(
+                    "must be at most {}",
+                    StoutDuration(MAX_EXECUTOR_REREGISTRATION_TIMEOUT)
+                ),
+            });
+        }
+        if self.status_update_retry_interval_min.get().is_zero() {
+            return Err(FlagsError::Invalid {
+                flag: "status_update_retry_interval_min",
+                message: "must be positive".into(),
+            });
+        }
         Ok(())
+    }
+
+    /// Whether `--recover=cleanup` was given.
+    pub fn cleanup(&self) -> bool {
+        self.recover == "cleanup"
     }
 
     /// The runtime directory, defaulted as in Mesos.
@@ -394,6 +461,13 @@ mod tests {
         assert!(!flags.cgroups_enable_cfs);
         assert_eq!(flags.cgroups_root, "mesos");
         assert_eq!(flags.isolation, "posix/cpu,posix/mem");
+        assert_eq!(
+            flags.executor_reregistration_timeout.get(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(flags.recovery_timeout.get(), Duration::from_secs(900));
+        assert_eq!(flags.recover, "reconnect");
+        assert!(flags.strict);
         flags.validate().unwrap();
     }
 
@@ -429,6 +503,19 @@ mod tests {
         assert!(err.to_string().contains("--bogus"), "{err}");
         let err = parse(&[REQUIRED[0]]).unwrap_err();
         assert!(err.to_string().contains("--work_dir"), "{err}");
+        let err = parse(&[REQUIRED[0], REQUIRED[1], "--recover=later"]).unwrap_err();
+        assert!(err.to_string().contains("--recover"), "{err}");
+        let flags = parse(&[
+            REQUIRED[0],
+            REQUIRED[1],
+            "--executor_reregistration_timeout=16secs",
+        ])
+        .unwrap();
+        let err = flags.validate().unwrap_err();
+        assert!(
+            err.to_string().contains("--executor_reregistration_timeout"),
+            "{err}"
+        );
         let flags = parse(&["--master=nonsense", REQUIRED[1]]).unwrap();
         let err = flags.validate().unwrap_err();
         assert!(err.to_string().contains("--master"), "{err}");

@@ -15,8 +15,8 @@ use mesos_proto::v1::task_status::Reason;
 use mesos_proto::v1::{Resource, ResourceStatistics};
 
 use crate::containers::{
-    BoxFuture, ContainerError, ContainerLaunch, ContainerTermination, Containers,
-    LaunchedContainer, Limitation,
+    BoxFuture, ContainerError, ContainerLaunch, ContainerTermination, Containers, KnownContainer,
+    LaunchedContainer, Limitation, RecoveredContainer,
 };
 use crate::flags::Flags;
 
@@ -41,7 +41,15 @@ fn isolator(flags: &Flags) -> Result<Isolator, String> {
         pids_max: flags.cgroups_pids_max,
         destroy_timeout: flags.cgroups_destroy_timeout.get(),
     };
-    Isolator::new(config, isolation).map_err(|e| e.to_string())
+    let isolator = Isolator::new(config, isolation).map_err(|e| e.to_string())?;
+    // Mesos's agent moves itself into `<root>/agent/leaf` on cgroups v2, so the
+    // cgroups above the containers hold no process and can enable controllers
+    // for them (no-internal-process rule). A no-op on v1.
+    let pid = i32::try_from(std::process::id()).map_err(|e| e.to_string())?;
+    isolator
+        .move_agent_to_leaf(pid)
+        .map_err(|e| format!("cannot move the agent into its cgroup leaf: {e}"))?;
+    Ok(isolator)
 }
 
 /// Builds the containerizer from the agent's flags.
@@ -66,19 +74,6 @@ pub fn create(flags: &Flags) -> Result<MesosContainers, String> {
     }
     let containerizer = Containerizer::new(config).map_err(|e| e.to_string())?;
     Ok(MesosContainers { containerizer })
-}
-
-impl MesosContainers {
-    /// Destroys containers left by an earlier agent run. Until agent recovery
-    /// exists nothing is re-adopted, so every old container is an orphan.
-    pub async fn cleanup_orphans(&self) -> Result<usize, String> {
-        let recovered = self
-            .containerizer
-            .recover(&[])
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(recovered.len())
-    }
 }
 
 fn scalar(resources: &[Resource], name: &str) -> f64 {
@@ -263,6 +258,31 @@ impl Containers for MesosContainers {
                 .update(&id, &container_limits(&resources, &limits))
                 .await
                 .map_err(|e| error(&id, e))
+        })
+    }
+
+    fn recover(
+        &self,
+        known: Vec<KnownContainer>,
+    ) -> BoxFuture<Result<Vec<RecoveredContainer>, ContainerError>> {
+        let containerizer = self.containerizer.clone();
+        Box::pin(async move {
+            let ids: Vec<String> = known.iter().map(|k| k.container_id.clone()).collect();
+            // The isolator destroys the cgroups of every container not in
+            // `ids` (killing what runs there); the containerizer removes
+            // their runtime directories and re-supervises the known ones.
+            let recovered = containerizer
+                .recover(&ids)
+                .await
+                .map_err(|e| error("(recovery)", e))?;
+            Ok(recovered
+                .into_iter()
+                .map(|r| RecoveredContainer {
+                    pid: r.pid.and_then(|pid| u32::try_from(pid).ok()),
+                    container_id: r.container_id,
+                    running: r.running,
+                })
+                .collect())
         })
     }
 }

@@ -7,8 +7,11 @@
 //! <work_dir>/meta/boot_id
 //! <work_dir>/meta/slaves/latest
 //! <work_dir>/meta/slaves/<agent>/slave.info
-//! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/framework.info
+//! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/framework.info, framework.pid
 //! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<executor>/executor.info
+//! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<executor>/runs/latest            -> <container>
+//! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<executor>/runs/<container>/executor.sentinel
+//! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<executor>/runs/<container>/pids/forked.pid
 //! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<executor>/runs/<container>/tasks/<task>/task.info
 //! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<executor>/runs/<container>/tasks/<task>/task.updates
 //! ```
@@ -112,6 +115,13 @@ impl WorkDir {
     pub fn framework_info_file(&self, agent: &str, framework: &str) -> PathBuf {
         self.meta_framework_dir(agent, framework)
             .join("framework.info")
+    }
+
+    /// `.../framework.pid`: the scheduler's libprocess pid (empty for HTTP
+    /// schedulers).
+    pub fn framework_pid_file(&self, agent: &str, framework: &str) -> PathBuf {
+        self.meta_framework_dir(agent, framework)
+            .join("framework.pid")
     }
 
     /// `.../executors/<executor>` under meta.

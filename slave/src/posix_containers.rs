@@ -3,6 +3,12 @@
 //! nothing is enforced and a process that leaves the session escapes
 //! `destroy`. It is what Mesos offers when the Linux launcher is unavailable
 //! (e.g. not root); the default on this project's hosts is the containerizer.
+//!
+//! Recovery after an agent restart re-adopts the executors whose checkpointed
+//! pid still leads its own session (as every executor started here does);
+//! their exit status is then unknown (they are no longer our children).
+//! Without cgroups, processes of an earlier run that the checkpoint does not
+//! name cannot be found, so orphans are not destroyed (as in Mesos).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::CommandExt;
@@ -17,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::containers::{
     describe_wait_status, BoxFuture, ContainerError, ContainerLaunch, ContainerTermination,
-    Containers, LaunchedContainer,
+    Containers, KnownContainer, LaunchedContainer, RecoveredContainer,
 };
 use crate::executor_api::now_secs;
 
@@ -119,6 +125,50 @@ async fn until_exit(mut exit: Exit) -> Option<ContainerTermination> {
         }
         exit.changed().await.ok()?;
     }
+}
+
+/// A pidfd for `pid` (Linux ≥ 5.3), to learn when a process that is not our
+/// child exits.
+fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+    // no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `pid` is alive and leads its own session: an executor started by
+/// this launcher, not an unrelated process that reused the pid.
+fn leads_own_session(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    nix::unistd::getsid(Some(Pid::from_raw(raw))).is_ok_and(|sid| sid.as_raw() == raw)
+}
+
+/// Publishes the termination of an adopted executor once its pidfd is
+/// readable (the process exited).
+async fn watch_adopted(pidfd: std::os::fd::OwnedFd, tx: watch::Sender<Option<ContainerTermination>>) {
+    let exited = match tokio::io::unix::AsyncFd::new(pidfd) {
+        Ok(fd) => fd.readable().await.map(drop),
+        Err(e) => Err(e),
+    };
+    let message = match exited {
+        Ok(()) => "Executor exited; its exit status is unknown (adopted after an agent restart)"
+            .to_string(),
+        Err(e) => format!("cannot watch the adopted executor: {e}"),
+    };
+    let _ = tx.send(Some(ContainerTermination {
+        message,
+        ..ContainerTermination::default()
+    }));
 }
 
 /// Processes whose session is `sid`, with utime, stime (ticks) and rss (pages).
@@ -262,6 +312,36 @@ impl Containers for PosixContainers {
         // Nothing is enforced by the POSIX launcher.
         Box::pin(async { Ok(()) })
     }
+
+    fn recover(
+        &self,
+        known: Vec<KnownContainer>,
+    ) -> BoxFuture<Result<Vec<RecoveredContainer>, ContainerError>> {
+        let running = self.running.clone();
+        Box::pin(async move {
+            let mut recovered = Vec::new();
+            for container in known {
+                let Some(pid) = container.pid.filter(|pid| leads_own_session(*pid)) else {
+                    continue;
+                };
+                let Ok(pidfd) = pidfd_open(pid) else {
+                    continue;
+                };
+                let (tx, rx) = watch::channel(None);
+                tokio::spawn(watch_adopted(pidfd, tx));
+                running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(container.container_id.clone(), Running { pid, exit: rx });
+                recovered.push(RecoveredContainer {
+                    container_id: container.container_id,
+                    pid: Some(pid),
+                    running: true,
+                });
+            }
+            Ok(recovered)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -308,6 +388,39 @@ mod tests {
             Some(launched.pid.to_string().as_str())
         );
         assert!(dir.path().join("runs/latest").exists());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_launcher_adopts_running_executors_by_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = PosixContainers::new();
+        let spec = launch(dir.path(), "sleep 600");
+        let launched = first.launch(spec.clone()).await.unwrap();
+        // A new launcher (the restarted agent) knows it only by its pid.
+        let second = PosixContainers::new();
+        let known = vec![
+            KnownContainer {
+                container_id: spec.container_id.clone(),
+                pid: Some(launched.pid),
+            },
+            KnownContainer {
+                container_id: "gone".into(),
+                // Above the kernel's pid_max (4194304): no such process.
+                pid: Some(99_999_999),
+            },
+            KnownContainer {
+                container_id: "never-started".into(),
+                pid: None,
+            },
+        ];
+        let recovered = second.recover(known).await.unwrap();
+        assert_eq!(recovered.len(), 1, "only the live executor is adopted");
+        assert!(recovered[0].running);
+        second.destroy(&spec.container_id).await.unwrap();
+        let termination = second.wait(&spec.container_id).await;
+        assert!(termination.is_err(), "destroyed containers are forgotten");
+        let first_view = first.wait(&spec.container_id).await.unwrap();
+        assert_eq!(first_view.status, Some(9), "killed by SIGKILL");
     }
 
     #[tokio::test]

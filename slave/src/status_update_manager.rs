@@ -165,6 +165,12 @@ impl UpdateLog {
     /// acknowledge anything) is ignored, as Mesos does; garbage before the
     /// end is an error naming the file and offset.
     pub fn read(path: &Path) -> Result<Vec<StatusUpdateRecord>, StatusUpdateError> {
+        Self::read_valid(path).map(|(records, _)| records)
+    }
+
+    /// Like [`UpdateLog::read`], also returning the length of the valid
+    /// prefix: where a torn last record starts, else the file's length.
+    pub fn read_valid(path: &Path) -> Result<(Vec<StatusUpdateRecord>, u64), StatusUpdateError> {
         let mut bytes = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -191,7 +197,20 @@ impl UpdateLog {
             records.push(record);
             offset += 4 + length;
         }
-        Ok(records)
+        Ok((records, offset as u64))
+    }
+
+    /// Cuts a torn last record off the log (Mesos truncates `task.updates`
+    /// to its valid records on recovery), so that appends after recovery
+    /// follow the last complete record instead of the garbage.
+    pub fn truncate(path: &Path, length: u64) -> Result<(), StatusUpdateError> {
+        let io = |source| StatusUpdateError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new().write(true).open(path).map_err(io)?;
+        file.set_len(length).map_err(io)?;
+        file.sync_all().map_err(io)
     }
 }
 
@@ -422,6 +441,20 @@ impl StatusUpdateManager {
         })
     }
 
+    /// The update in flight for a task (the head of its stream), if any.
+    pub fn head(&self, framework: &str, task: &str) -> Option<&StatusUpdate> {
+        self.streams
+            .get(&(framework.to_string(), task.to_string()))
+            .and_then(|s| s.pending.front())
+    }
+
+    /// Whether the stream has seen (received or acknowledged) `uuid`.
+    pub fn has_seen(&self, framework: &str, task: &str, uuid: &[u8]) -> bool {
+        self.streams
+            .get(&(framework.to_string(), task.to_string()))
+            .is_some_and(|s| s.received.contains(uuid) || s.acknowledged.contains(uuid))
+    }
+
     /// Heads whose retry deadline passed; their interval doubles.
     pub fn due(&mut self, now: Instant) -> Vec<StatusUpdate> {
         if self.paused {
@@ -485,6 +518,17 @@ impl StatusUpdateManager {
     /// yet acknowledged are pending again, in order. Returns how many are.
     pub fn recover_stream(&mut self, path: &Path) -> Result<usize, StatusUpdateError> {
         let records = UpdateLog::read(path)?;
+        self.recover_records(path, records)
+    }
+
+    /// Restores a stream from the `records` already read from its log at
+    /// `path` (which stays open for appending). Returns how many updates are
+    /// pending again.
+    pub fn recover_records(
+        &mut self,
+        path: &Path,
+        records: Vec<StatusUpdateRecord>,
+    ) -> Result<usize, StatusUpdateError> {
         let mut stream = Stream::new(None);
         let mut key = None;
         for (index, record) in records.into_iter().enumerate() {

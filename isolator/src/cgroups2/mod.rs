@@ -6,9 +6,13 @@
 //! <base>/<root>/<id>/leaf      container processes (no-internal-process rule)
 //! ```
 //!
-//! `<base>` is the agent's own cgroup (the cgroup2 root on a fresh host, a delegated
-//! unit's cgroup under systemd), found from `/proc/self/cgroup` with a trailing
-//! `<root>/agent/leaf` removed, so the tree stays put after the agent moved itself.
+//! `<base>` is the agent's own cgroup when the agent has it to itself (a systemd unit
+//! with `Delegate=yes`, or the cgroup2 root on a fresh host), found from
+//! `/proc/self/cgroup` with a trailing `<root>/agent/leaf` removed so the tree stays
+//! put after the agent moved itself. When other processes share the agent's cgroup
+//! (an agent started from a login shell or an ssh session), that cgroup can never
+//! hand controllers down (no-internal-process rule), so `<base>` is the cgroup2 root,
+//! where Mesos's cgroups2 isolator always puts `<root>`.
 
 mod cpu;
 mod memory;
@@ -56,7 +60,7 @@ impl Driver {
         controllers: Controllers,
     ) -> Result<Self, IsolatorError> {
         let own = host.own_dir(mount)?;
-        let base = strip_agent_leaf(&own, &config.root);
+        let base = choose_base(&fs, &mount.mount_point, &own, &config.root);
         let available = available_controllers(&fs, &mount.mount_point)?;
         for (controller, isolator) in controllers.v2_names() {
             if !available.iter().any(|c| c == controller) {
@@ -328,6 +332,29 @@ pub(crate) async fn watch_oom(fs: CgroupFs, dir: &Path) -> Result<Limitation, Is
 }
 
 /// `<own>` without a trailing `<root>/agent/leaf`.
+/// Where `<root>` goes: see the module docs.
+fn choose_base(fs: &CgroupFs, mount: &Path, own: &Path, root: &str) -> PathBuf {
+    let base = strip_agent_leaf(own, root);
+    if base != own || own == mount {
+        // Already moved into our leaf, or at the root: the tree is ours.
+        return base;
+    }
+    let me = std::process::id().to_string();
+    let shared = fs
+        .read(&own.join("cgroup.procs"))
+        .map(|procs| procs.lines().any(|pid| pid.trim() != me))
+        .unwrap_or(true);
+    if shared {
+        tracing::info!(
+            cgroup = %own.display(),
+            "the agent's cgroup holds other processes; containers go under the cgroup2 root"
+        );
+        mount.to_owned()
+    } else {
+        base
+    }
+}
+
 fn strip_agent_leaf(own: &Path, root: &str) -> PathBuf {
     let suffix = Path::new(root).join(AGENT_DIR).join(LEAF);
     if own.ends_with(&suffix) {

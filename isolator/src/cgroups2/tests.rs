@@ -311,8 +311,11 @@ async fn destroy_times_out_with_the_remaining_pids() {
 #[test]
 fn agent_moves_to_its_leaf_and_controllers_are_enabled_on_the_way_down() {
     let host = FakeHost::unified("cpu memory pids", "/system.slice/agent.service");
-    let isolator = host.isolator(host.config(), "cgroups/cpu,cgroups/mem");
     let base = at(host.path(), "system.slice/agent.service");
+    // A delegated unit: the agent is alone in its cgroup.
+    fs::create_dir_all(&base).unwrap();
+    fs::write(base.join("cgroup.procs"), format!("{}\n", std::process::id())).unwrap();
+    let isolator = host.isolator(host.config(), "cgroups/cpu,cgroups/mem");
     let root = base.join("mesos");
     assert_eq!(isolator.roots(), vec![root.clone()]);
     assert_eq!(isolator.agent_cgroup(), Some(root.join("agent/leaf")));
@@ -361,4 +364,16 @@ fn containers_listed_exclude_the_agent() {
         crate::Driver::V1(_) => unreachable!("unified host"),
     };
     assert_eq!(ids, vec!["x".to_owned()]);
+}
+
+#[test]
+fn a_shared_cgroup_sends_containers_to_the_cgroup2_root() {
+    // Started from an ssh session: sshd shares the agent's cgroup, which can
+    // therefore never enable controllers for children; Mesos's place is the root.
+    let host = FakeHost::unified("cpu memory pids", "/system.slice/ssh.service");
+    let own = at(host.path(), "system.slice/ssh.service");
+    fs::create_dir_all(&own).unwrap();
+    fs::write(own.join("cgroup.procs"), format!("1234\n{}\n", std::process::id())).unwrap();
+    let isolator = host.isolator(host.config(), "cgroups/cpu,cgroups/mem");
+    assert_eq!(isolator.roots(), vec![at(host.path(), "mesos")]);
 }

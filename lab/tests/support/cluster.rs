@@ -121,7 +121,8 @@ impl<'lab> Cluster<'lab> {
                 "--work_dir={}",
                 dir.path().join("master").display()
             ))
-            .args(MASTER_FLAGS);
+            .args(MASTER_FLAGS)
+            .env("NO_COLOR", "1");
         let master = Daemon::spawn("mesos-master", command, &dir.path().join("master.log"))
             .expect("start mesos-master");
         let mut cluster = Cluster {
@@ -162,7 +163,8 @@ impl<'lab> Cluster<'lab> {
             .arg(format!("--cgroups_root={cgroups_root}"))
             .arg("--resources=cpus:2;mem:1024;disk:1024;ports:[31000-31100]")
             .arg("--registration_backoff_factor=100ms")
-            .arg("--executor_shutdown_grace_period=1secs");
+            .arg("--executor_shutdown_grace_period=1secs")
+            .env("NO_COLOR", "1");
         let daemon = Daemon::spawn(host, command, &self.dir.path().join(format!("{host}.log")))
             .expect("start mesos-agent");
         Agent {
@@ -192,6 +194,27 @@ impl<'lab> Cluster<'lab> {
         match get_json(self.master_addr(), "/state").await {
             Ok(state) => state,
             Err(error) => panic!("master /state: {error}"),
+        }
+    }
+
+    /// The master's `/state` once `ready` holds for it (polled); panics
+    /// with the last one after `timeout`.
+    pub async fn wait_state(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.master_state().await;
+            if ready(&state) {
+                return state;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("{what}: not within {timeout:?}; master /state: {state}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
