@@ -11,6 +11,9 @@ use nix::unistd::Pid;
 
 /// Lines of a daemon's log shown when a test panics.
 const TAIL_ON_PANIC: usize = 120;
+/// Set (to anything) to see every daemon's whole log when it is dropped,
+/// also when nothing failed.
+pub const SHOW_LOGS_ENV: &str = "MESOS_LAB_SHOW_LOGS";
 
 /// Errors of starting a daemon.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +118,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::env::var_os(SHOW_LOGS_ENV).is_some() {
+            eprintln!("---- {} log ----\n{}", self.name, self.log());
+        } else if std::thread::panicking() {
             eprintln!(
                 "---- {} log (last {TAIL_ON_PANIC} lines) ----\n{}",
                 self.name,

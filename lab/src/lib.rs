@@ -34,7 +34,10 @@
 //! ```text
 //! cargo test -p mesos-lab               # as root; prints "skipping" otherwise
 //! cargo test -p mesos-lab -- --nocapture  # also shows the measured timings
+//! MESOS_LAB_SHOW_LOGS=1 cargo test -p mesos-lab -- --nocapture  # and all logs
 //! ```
+//!
+//! A failing test prints the tail of the master's and agents' logs.
 //!
 //! The tests need root, iproute2 (`ip`) and cgroups; they build the
 //! `mesos-master`, `mesos-agent`, `mesos-executor` and `mesos-containerizer`

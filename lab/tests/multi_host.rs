@@ -18,7 +18,7 @@ use serde_json::Value;
 use support::cluster::{binaries, Cluster, AGENTS, FRAMEWORK, HOSTS};
 use support::framework::{command_task, Event, Framework, WAIT};
 
-/// Bound on each Mesos scenario (they take 10–30 s when healthy).
+/// Bound on each Mesos scenario (a few seconds each when healthy).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// The master's health checks give up after 2 × 1 s; allow for scheduling
 /// noise on a busy machine.
@@ -26,6 +26,13 @@ const LOSS_WAIT: Duration = Duration::from_secs(20);
 /// The agent notices the silence (2 s), retries with backoff, and its first
 /// attempt may sit in a stalled TCP connection for up to 10 s.
 const RETURN_WAIT: Duration = Duration::from_secs(45);
+
+/// Heal as soon as the loss is seen: the agent's re-registrations, stuck in
+/// TCP retransmission, go through on the same connections.
+const SHORT_CUT: Duration = Duration::ZERO;
+/// Longer than the transport's 10 s request timeout: the agent abandons its
+/// stalled connection and must reconnect after the link returns.
+const LONG_CUT: Duration = Duration::from_secs(12);
 
 /// Builds the binaries and a lab of the four hosts, or says why not.
 fn lab(test: &str) -> Option<Lab> {
@@ -69,7 +76,7 @@ fn lost_agent_tasks_are_lost_then_running_again_when_it_returns() {
     let Some(lab) = lab("lost_agent_tasks_are_lost_then_running_again_when_it_returns") else {
         return;
     };
-    on_framework_host(&lab, || agent_loss_and_return(&lab, false));
+    on_framework_host(&lab, || agent_loss_and_return(&lab, false, SHORT_CUT));
 }
 
 #[test]
@@ -77,7 +84,7 @@ fn lost_agent_tasks_are_unreachable_for_a_partition_aware_framework() {
     let Some(lab) = lab("lost_agent_tasks_are_unreachable_for_a_partition_aware_framework") else {
         return;
     };
-    on_framework_host(&lab, || agent_loss_and_return(&lab, true));
+    on_framework_host(&lab, || agent_loss_and_return(&lab, true, LONG_CUT));
 }
 
 /// (a) both agents register and a task runs and finishes on each; (d) the
@@ -142,8 +149,9 @@ async fn tasks_on_both_agents(lab: &Lab) {
 /// rescinded, agent-2 unaffected; (c) the link returns: the agent
 /// re-registers under its id and the task is reported running again
 /// (Mesos 1.11 `Master::__reregisterSlave`: REASON_SLAVE_REREGISTERED,
-/// "Unreachable agent re-reregistered"), and the agent works again.
-async fn agent_loss_and_return(lab: &Lab, partition_aware: bool) {
+/// "Unreachable agent re-reregistered"), and the agent works again. The
+/// link stays down for at least `cut_for`.
+async fn agent_loss_and_return(lab: &Lab, partition_aware: bool, cut_for: Duration) {
     let (lost_host, kept_host) = (AGENTS[0], AGENTS[1]);
     let cluster = Cluster::start(lab).await;
     let ids = cluster.agent_ids().await;
@@ -244,6 +252,7 @@ async fn agent_loss_and_return(lab: &Lab, partition_aware: bool) {
         .await;
 
     // (c) The link returns.
+    tokio::time::sleep(cut_for.saturating_sub(cut.elapsed())).await;
     let before_heal = framework.mark();
     let healed = Instant::now();
     lab.link_up(lost_host).expect("reconnect agent-1");
@@ -288,9 +297,11 @@ async fn agent_loss_and_return(lab: &Lab, partition_aware: bool) {
         .await;
 
     eprintln!(
-        "{name}: {expected:?} {:.1}s after the cut; TASK_RUNNING again {:.1}s after the link returned",
+        "{name}: {expected:?} {:.1}s after the cut; link down {:.1}s; TASK_RUNNING again {:.1}s after it returned; events:{}",
         loss_seen.as_secs_f64(),
-        return_seen.as_secs_f64()
+        (healed - cut).as_secs_f64(),
+        return_seen.as_secs_f64(),
+        framework.history()
     );
     let leftovers = cluster.shutdown();
     assert!(leftovers.is_empty(), "cgroups left behind: {leftovers:?}");

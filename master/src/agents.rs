@@ -181,6 +181,7 @@ impl Master {
             .map(|a| a.value.clone())
             .unwrap_or_default();
         tracing::info!(agent = %id, pid = %admission.pid, hostname = %admission.info.hostname, "agent registered");
+        self.metrics.agent_registrations += 1;
         let pid = admission.pid.clone();
         self.add_agent(&id, admission);
         let reply = SlaveRegisteredMessage {
@@ -309,6 +310,7 @@ impl Master {
         self.metrics.agent_removals += 1;
         self.unreachable_agents.insert(id.to_string(), time);
         if after_failover {
+            self.metrics.recovery_agent_removals += 1;
             self.recovered_agent_lost(id);
         } else {
             self.remove_agent(id, Some(time), why);

@@ -620,7 +620,22 @@ pub fn metrics_json(master: &Master) -> Value {
         );
     }
     put("allocator/mesos/allocation_runs", m.allocation_runs as f64);
-    for (name, value) in m.allocation_timer() {
+    for (name, value) in m
+        .allocation_run
+        .snapshot("allocator/mesos/allocation_run_ms")
+    {
+        put(&name, value);
+    }
+    put("master/slave_registrations", m.agent_registrations as f64);
+    put(
+        "master/slave_reregistrations",
+        m.agent_reregistrations as f64,
+    );
+    put(
+        "master/recovery_slave_removals",
+        m.recovery_agent_removals as f64,
+    );
+    for (name, value) in m.registry_store.snapshot("registrar/state_store_ms") {
         put(&name, value);
     }
     put(

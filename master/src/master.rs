@@ -1,14 +1,14 @@
 //! The master state machine: one tokio task owns all state ([`Master`]) and
-//! handles [`Command`]s one at a time, in arrival order. HTTP handlers and
+//! handles `Command`s one at a time, in arrival order. HTTP handlers and
 //! the libprocess transport only translate requests into commands, so every
 //! decision is sequential and deterministic for a given input order, like
 //! the libprocess actor Mesos's master is.
 //!
 //! What must survive a restart (admitted agents, frameworks) is also
 //! written to the registry ([`crate::registry`]) through the registrar
-//! ([`crate::registrar`]), which runs on its own thread and reports back
+//! (`registrar.rs`), which runs on its own thread and reports back
 //! with commands; everything else is rebuilt from agents re-registering and
-//! frameworks re-subscribing ([`crate::recovery`]).
+//! frameworks re-subscribing (`recovery.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -114,6 +114,8 @@ pub(crate) enum Command {
     },
     /// A registry write failed: the master must stop.
     RegistryFailed(RegistryError),
+    /// A registry write took this long (`registrar/state_store_ms`).
+    RegistryStored(Duration),
     /// `--agent_reregister_timeout` after recovery expired; `expected`
     /// agents were recovered from the registry.
     ReregisterTimeout { expected: usize },
@@ -214,8 +216,9 @@ impl MasterHandle {
     }
 
     /// Waits until the master stops by itself: the HTTP server failed
-    /// (`Ok`), or a registry write failed (`Err`), after which Mesos's
-    /// master aborts too.
+    /// (`Ok`), or (`Err`) a registry write failed or too many agents did not
+    /// re-register after recovery, where Mesos's master aborts too. Call it
+    /// once, then [`MasterHandle::shutdown`].
     pub async fn wait(&mut self) -> Result<(), MasterError> {
         tokio::select! {
             _ = &mut self.server => Ok(()),
@@ -504,6 +507,7 @@ impl Master {
             Command::Registered { result, then } => then(self, result),
             Command::RegistryFailed(error) => self.fatal = Some(MasterError::Registry(error)),
             Command::ReregisterTimeout { expected } => self.reregister_timeout(expected),
+            Command::RegistryStored(took) => self.metrics.registry_store.record(took),
         }
     }
 

@@ -8,8 +8,44 @@ use std::time::Duration;
 use mesos_proto::v1::scheduler::{call, event, Event};
 use mesos_proto::v1::TaskState;
 
-/// Allocation run times kept for the timer statistics.
-const ALLOCATION_WINDOW: usize = 1000;
+/// Samples kept per timer for its statistics.
+const TIMER_WINDOW: usize = 1000;
+
+/// A libprocess-style timer: recent durations in milliseconds.
+#[derive(Debug, Default)]
+pub struct Timer {
+    samples_ms: VecDeque<f64>,
+}
+
+impl Timer {
+    /// Records one duration.
+    pub(crate) fn record(&mut self, took: Duration) {
+        self.samples_ms.push_back(took.as_secs_f64() * 1000.0);
+        while self.samples_ms.len() > TIMER_WINDOW {
+            self.samples_ms.pop_front();
+        }
+    }
+
+    /// Statistics in Mesos's layout: `<base>` (last), `<base>/count`,
+    /// `/min`, `/max`, `/p50`, `/p90`, `/p99`; nothing before a sample.
+    pub(crate) fn snapshot(&self, base: &str) -> Vec<(String, f64)> {
+        let Some(last) = self.samples_ms.back() else {
+            return vec![];
+        };
+        let mut sorted: Vec<f64> = self.samples_ms.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+        vec![
+            (base.to_string(), *last),
+            (format!("{base}/count"), sorted.len() as f64),
+            (format!("{base}/min"), sorted[0]),
+            (format!("{base}/max"), sorted[sorted.len() - 1]),
+            (format!("{base}/p50"), pct(0.5)),
+            (format!("{base}/p90"), pct(0.9)),
+            (format!("{base}/p99"), pct(0.99)),
+        ]
+    }
+}
 
 /// Master counters.
 #[derive(Debug, Default)]
@@ -28,8 +64,16 @@ pub struct Metrics {
     pub(crate) dropped_messages: u64,
     pub(crate) tasks_launched: u64,
     pub(crate) allocation_runs: u64,
-    /// Recent allocation run durations in milliseconds.
-    pub(crate) allocation_run_ms: VecDeque<f64>,
+    /// `allocator/mesos/allocation_run_ms`.
+    pub(crate) allocation_run: Timer,
+    /// `master/slave_registrations`, `master/slave_reregistrations`.
+    pub(crate) agent_registrations: u64,
+    pub(crate) agent_reregistrations: u64,
+    /// `master/recovery_slave_removals`: recovered agents that did not
+    /// re-register in time.
+    pub(crate) recovery_agent_removals: u64,
+    /// `registrar/state_store_ms`: duration of each registry write.
+    pub(crate) registry_store: Timer,
 }
 
 impl Metrics {
@@ -69,31 +113,6 @@ impl Metrics {
     /// Records one allocation run.
     pub(crate) fn record_allocation_run(&mut self, took: Duration) {
         self.allocation_runs += 1;
-        self.allocation_run_ms
-            .push_back(took.as_secs_f64() * 1000.0);
-        while self.allocation_run_ms.len() > ALLOCATION_WINDOW {
-            self.allocation_run_ms.pop_front();
-        }
-    }
-
-    /// Timer statistics in Mesos's layout: `<name>` (last), `<name>/count`,
-    /// `/min`, `/max`, `/p50`, `/p90`, `/p99`.
-    pub(crate) fn allocation_timer(&self) -> Vec<(String, f64)> {
-        let base = "allocator/mesos/allocation_run_ms";
-        let Some(last) = self.allocation_run_ms.back() else {
-            return vec![];
-        };
-        let mut sorted: Vec<f64> = self.allocation_run_ms.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-        vec![
-            (base.to_string(), *last),
-            (format!("{base}/count"), sorted.len() as f64),
-            (format!("{base}/min"), sorted[0]),
-            (format!("{base}/max"), sorted[sorted.len() - 1]),
-            (format!("{base}/p50"), pct(0.5)),
-            (format!("{base}/p90"), pct(0.9)),
-            (format!("{base}/p99"), pct(0.99)),
-        ]
+        self.allocation_run.record(took);
     }
 }

@@ -16,6 +16,7 @@
 //! master (`Command::Recovered`).
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use mesos_proto::v1::MasterInfo;
 use tokio::sync::{mpsc, oneshot};
@@ -52,7 +53,8 @@ pub(crate) type Closed = oneshot::Receiver<()>;
 impl Registrar {
     /// Starts the thread: it recovers `store` (reporting
     /// `Command::Recovered` to `master`), records `info` as the current
-    /// master, then serves operations until the [`Registrar`] is dropped.
+    /// master, then serves operations until the [`Registrar`] is dropped
+    /// and every operation queued before is written.
     pub(crate) fn start(
         store: Box<dyn Store>,
         info: MasterInfo,
@@ -122,15 +124,17 @@ fn run(
             outcomes.push((result.map(|_| ()), request.then));
         }
         if !keys.is_empty() {
+            let started = Instant::now();
             if let Err(error) = store.store(&registry, &keys) {
                 let _ = master.send(Command::RegistryFailed(error));
                 return;
             }
+            let _ = master.send(Command::RegistryStored(started.elapsed()));
         }
         for (result, then) in outcomes {
-            if master.send(Command::Registered { result, then }).is_err() {
-                return;
-            }
+            // The master may be gone (shutting down); what it queued is
+            // still written, until the queue is drained and closed.
+            let _ = master.send(Command::Registered { result, then });
         }
     }
 }
@@ -149,7 +153,9 @@ fn recover(
             .flatten()
             .into_iter()
             .collect();
+        let started = Instant::now();
         store.store(&registry, &keys)?;
+        let _ = master.send(Command::RegistryStored(started.elapsed()));
         Ok(registry)
     });
     match recovered {

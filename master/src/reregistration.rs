@@ -178,6 +178,7 @@ impl Master {
             return;
         };
         tracing::info!(agent = %id, %pid, "agent re-registered");
+        self.metrics.agent_reregistrations += 1;
         agent.pid = pid;
         agent.connected = true;
         agent.ping_outstanding = false;
@@ -388,6 +389,7 @@ impl Master {
             total,
         } = reregistration;
         tracing::info!(agent = %id, %pid, how = ?how, tasks = message.tasks.len(), "re-admitting agent");
+        self.metrics.agent_reregistrations += 1;
         let known: BTreeSet<String> = message
             .frameworks
             .iter()

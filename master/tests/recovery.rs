@@ -201,6 +201,9 @@ async fn restarted_master_gets_tasks_back_from_agents_and_frameworks() {
     assert_eq!(framework["executors"][0]["executor_id"], json!("e1"));
     let metrics = get_json(&second, "/metrics/snapshot").await;
     assert_eq!(metrics["master/tasks_running"], json!(2.0));
+    assert_eq!(metrics["master/slave_reregistrations"], json!(1.0));
+    // Recovery recorded the new master: at least that write was timed.
+    assert!(metrics["registrar/state_store_ms/count"].as_f64().unwrap() >= 1.0);
 
     // Ids the new master hands out embed its own id: no collisions.
     let newcomer = FakeAgent::register(&second, AGENT).await;
@@ -262,6 +265,9 @@ async fn agent_that_does_not_come_back_is_marked_unreachable() {
     let state = get_json(&second, "/state").await;
     assert_eq!(state["unreachable_slaves"], json!(1));
     assert_eq!(state["recovered_slaves"], json!([]));
+    let metrics = get_json(&second, "/metrics/snapshot").await;
+    assert_eq!(metrics["master/recovery_slave_removals"], json!(1.0));
+    assert_eq!(metrics["master/slaves_unreachable"], json!(1.0));
     second.shutdown().await;
     aware.drop_connection();
     plain.drop_connection();
@@ -392,16 +398,20 @@ impl MasterProcess {
             address,
             upid: Upid::new("master", address),
         };
+        // Recovered once the scheduler API stops answering 503.
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while tokio::net::TcpStream::connect(address).await.is_err() {
+        loop {
+            let listening = tokio::net::TcpStream::connect(address).await.is_ok();
+            if listening && post_at(address, "GET", &[], "").await.0 != 503 {
+                return process;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "mesos-master did not listen: {}",
+                "mesos-master did not recover: {}",
                 std::fs::read_to_string(log).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        process
     }
 
     /// `kill -9`.

@@ -17,7 +17,9 @@ use crate::master_link::parse_master_address;
 use crate::paths::WorkDir;
 use crate::posix_containers::PosixContainers;
 use crate::resources::{agent_resources, HostFacts, ResourcesError};
+use crate::slave::recovery::RecoveryError;
 use crate::slave::{SlaveConfig, SlaveHandle};
+use crate::state::{State, StateError};
 
 /// The agent's libprocess process name.
 pub const PROCESS: &str = "slave(1)";
@@ -58,6 +60,19 @@ pub enum AgentError {
         /// What failed.
         message: String,
     },
+    /// The checkpoint of an earlier run cannot be read (names the file).
+    #[error("failed to perform recovery: {error}; {remedy}", remedy = crate::state::REMEDY)]
+    Checkpoint {
+        /// What is wrong, with the file.
+        error: StateError,
+    },
+    /// The checkpoint describes an agent the flags do not match, or its
+    /// updates do not replay.
+    #[error("failed to perform recovery: {0}")]
+    Recovery(RecoveryError),
+    /// The containers of the earlier run could not be recovered.
+    #[error("failed to perform recovery: cannot recover containers: {0}")]
+    Containers(crate::containers::ContainerError),
 }
 
 /// A running agent.
@@ -115,14 +130,33 @@ async fn containerizer(flags: &Flags) -> Result<Arc<dyn Containers>, AgentError>
         launcher: launcher.clone(),
         message,
     };
+    // Containers of an earlier run are recovered (or destroyed as orphans)
+    // once the checkpoint says which ones the agent still knows.
     let containers = crate::mesos_containers::create(flags).map_err(error)?;
-    // Nothing is re-adopted after a restart yet, so containers of an earlier
-    // run are orphans: destroy them rather than leave unaccounted tasks.
-    let orphans = containers.cleanup_orphans().await.map_err(error)?;
-    if orphans > 0 {
-        tracing::warn!(orphans, "destroyed containers left by an earlier agent run");
-    }
     Ok(Arc::new(containers))
+}
+
+/// Reads the checkpoint (step 1 of recovery). Unreadable files stop the
+/// agent (`--strict`), except with `--recover=cleanup`, which only needs to
+/// find what to kill and forgets the rest.
+fn read_checkpoint(flags: &Flags) -> Result<State, AgentError> {
+    let work_dir = WorkDir::new(&flags.work_dir);
+    let boot_id = match crate::checkpoint::current_boot_id() {
+        Ok(id) => Some(id),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the boot id; assuming no reboot");
+            None
+        }
+    };
+    let strict = flags.strict && !flags.cleanup();
+    match crate::state::recover(&work_dir, strict, boot_id.as_deref()) {
+        Ok(state) => Ok(state),
+        Err(error) if flags.cleanup() => {
+            tracing::warn!(%error, "unreadable checkpoint; --recover=cleanup forgets it");
+            Ok(State::default())
+        }
+        Err(error) => Err(AgentError::Checkpoint { error }),
+    }
 }
 
 /// Validates flags, binds the port and starts the agent.
@@ -138,6 +172,9 @@ pub async fn start(flags: Flags) -> Result<Agent, AgentError> {
         Some(text) => crate::attributes::parse(text)?,
         None => Vec::new(),
     };
+    // Before anything touches a container: a checkpoint that cannot be read
+    // leaves the executors of the earlier run alone.
+    let checkpoint = read_checkpoint(&flags)?;
     let containers = containerizer(&flags).await?;
     let hostname = hostname(&flags);
     let ip = listen_ip(&flags, &hostname);
@@ -176,14 +213,28 @@ pub async fn start(flags: Flags) -> Result<Agent, AgentError> {
     };
     let files = Arc::new(Files::new());
     let sender = Sender::new(upid.clone());
-    let slave = SlaveHandle::new(config, Arc::new(sender), containers, files.clone());
+    let slave = SlaveHandle::new(config, Arc::new(sender), containers.clone(), files.clone());
+    let known = slave
+        .lock()
+        .begin_recovery(checkpoint)
+        .map_err(AgentError::Recovery)?;
+    // Executors retrying to subscribe meanwhile get 503 until their
+    // containers are recovered.
     let router = routes(&slave, &files);
     let server = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(%error, "HTTP server failed");
         }
     });
-    tracing::info!(pid = %upid, "agent started");
+    tracing::info!(pid = %upid, known = known.len(), "agent started; recovering");
+    let recovered = match containers.recover(known).await {
+        Ok(recovered) => recovered,
+        Err(error) => {
+            server.abort();
+            return Err(AgentError::Containers(error));
+        }
+    };
+    slave.lock().containers_recovered(recovered);
     slave.start();
     Ok(Agent {
         address,

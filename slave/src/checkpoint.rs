@@ -189,12 +189,22 @@ impl Checkpointer {
 
     /// `runs/<container>/pids/forked.pid`: the executor's pid.
     pub fn forked_pid(&self, ids: RunIds<'_>, pid: u32) -> Result<(), CheckpointError> {
-        write_atomic(&self.work_dir.forked_pid_file(ids), pid.to_string().as_bytes())
+        write_atomic(
+            &self.work_dir.forked_pid_file(ids),
+            pid.to_string().as_bytes(),
+        )
     }
 
     /// `tasks/<task>/task.info`: the Task as launched (TASK_STAGING).
-    pub fn task(&self, ids: RunIds<'_>, task: &mesos_proto::v1::Task) -> Result<(), CheckpointError> {
-        write_message(&self.work_dir.task_info_file(ids, &task.task_id.value), task)
+    pub fn task(
+        &self,
+        ids: RunIds<'_>,
+        task: &mesos_proto::v1::Task,
+    ) -> Result<(), CheckpointError> {
+        write_message(
+            &self.work_dir.task_info_file(ids, &task.task_id.value),
+            task,
+        )
     }
 
     /// `runs/<container>/executor.sentinel`: the run is over.
@@ -241,11 +251,15 @@ mod tests {
         let work = WorkDir::new(dir.path());
         let checkpointer = Checkpointer::new(work.clone());
         let mut info = AgentInfo {
-            id: Some(AgentId { value: "A-S0".into() }),
+            id: Some(AgentId {
+                value: "A-S0".into(),
+            }),
             ..AgentInfo::default()
         };
         checkpointer.agent(&info).unwrap();
-        info.id = Some(AgentId { value: "A-S1".into() });
+        info.id = Some(AgentId {
+            value: "A-S1".into(),
+        });
         checkpointer.agent(&info).unwrap();
         let latest = std::fs::read_link(work.latest_agent_link()).unwrap();
         assert_eq!(latest, Path::new("A-S1"));

@@ -513,7 +513,8 @@ mod tests {
         .unwrap();
         let err = flags.validate().unwrap_err();
         assert!(
-            err.to_string().contains("--executor_reregistration_timeout"),
+            err.to_string()
+                .contains("--executor_reregistration_timeout"),
             "{err}"
         );
         let flags = parse(&["--master=nonsense", REQUIRED[1]]).unwrap();

@@ -341,7 +341,7 @@ pub fn metrics(slave: &Slave) -> BTreeMap<String, f64> {
         "uptime_secs",
         crate::executor_api::now_secs() - slave.start_time(),
     );
-    set("recovery_errors", 0.0);
+    set("recovery_errors", f64::from(slave.recovery_errors()));
     let mut executors: BTreeMap<&str, f64> = ["registering", "running", "terminating"]
         .into_iter()
         .map(|s| (s, 0.0))
@@ -523,6 +523,12 @@ pub fn scalar_resource(name: &str, amount: f64) -> Resource {
     }
 }
 
+/// `GET /timeline`: each task's seed-step marks recorded by this agent (see
+/// `mesos-timeline`); `mesos-local` merges it with the master's.
+async fn timeline() -> Json<Value> {
+    Json(mesos_timeline::Timeline::global().to_json())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,10 +581,4 @@ mod tests {
             json!({"rack": 2.0, "os": "debian"})
         );
     }
-}
-
-/// `GET /timeline`: each task's seed-step marks recorded by this agent (see
-/// `mesos-timeline`); `mesos-local` merges it with the master's.
-async fn timeline() -> Json<Value> {
-    Json(mesos_timeline::Timeline::global().to_json())
 }

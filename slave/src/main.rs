@@ -63,7 +63,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; exiting"),
         _ = terminate.recv() => tracing::info!("terminated; exiting"),
-        () = agent.slave.terminated() => tracing::info!("shut down by the master"),
+        () = agent.slave.terminated() => tracing::info!("agent shut down"),
     }
     Ok(())
 }

@@ -287,6 +287,28 @@ impl Containers for MesosContainers {
     }
 }
 
+/// The containerizer times its steps on `CLOCK_MONOTONIC`; the timeline
+/// wants wall-clock seconds, so shift by the offset between the two now.
+fn wall_clock_steps(timings: &mesos_containerizer::LaunchTimings) -> Vec<(&'static str, f64)> {
+    let monotonic_now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+        .unwrap_or_default();
+    let wall_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let offset = wall_now - monotonic_now;
+    timings
+        .steps()
+        .into_iter()
+        .map(|(step, ns)| (step.name(), offset + ns as f64 / 1e9))
+        .chain(std::iter::once((
+            "exec confirmed",
+            offset + timings.confirmed as f64 / 1e9,
+        )))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use mesos_proto::v1::value;
@@ -321,26 +343,4 @@ mod tests {
         );
         assert_eq!(unlimited.cpus_limit, Some(f64::INFINITY));
     }
-}
-
-/// The containerizer times its steps on `CLOCK_MONOTONIC`; the timeline
-/// wants wall-clock seconds, so shift by the offset between the two now.
-fn wall_clock_steps(timings: &mesos_containerizer::LaunchTimings) -> Vec<(&'static str, f64)> {
-    let monotonic_now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
-        .unwrap_or_default();
-    let wall_now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default();
-    let offset = wall_now - monotonic_now;
-    timings
-        .steps()
-        .into_iter()
-        .map(|(step, ns)| (step.name(), offset + ns as f64 / 1e9))
-        .chain(std::iter::once((
-            "exec confirmed",
-            offset + timings.confirmed as f64 / 1e9,
-        )))
-        .collect()
 }

@@ -12,10 +12,18 @@
 //!   to the master and are acknowledged once checkpointed
 //!   ([`Slave::status_update`]).
 //!
+//! After a restart the agent first recovers ([`recovery`]): it rebuilds
+//! frameworks, executors and tasks from the checkpoint, waits for the
+//! executors to re-subscribe, and only then re-registers with the master.
+//! For frameworks with `checkpoint: true` everything needed for that is
+//! written as it happens ([`crate::checkpoint`]).
+//!
 //! All state lives behind one mutex, held only for synchronous steps (never
 //! across an `.await`), which serializes events like a libprocess actor.
 //! Slow work (launch, wait, destroy) runs in spawned tasks that lock again
 //! to apply their result.
+
+pub mod recovery;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -38,9 +46,9 @@ use mesos_proto::v1::{
     TaskStatus,
 };
 use mesos_transport::Upid;
-use prost::Message as _;
 use prost_reflect::ReflectMessage;
 
+use crate::checkpoint::Checkpointer;
 use crate::command_executor;
 use crate::containers::{
     describe_wait_status, BoxFuture, ContainerLaunch, ContainerTermination, Containers,
@@ -94,9 +102,11 @@ pub struct SlaveConfig {
     pub info: AgentInfo,
 }
 
-/// Registration state (Mesos `Slave::State`, minus recovery).
+/// Registration state (Mesos `Slave::State`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlaveState {
+    /// Recovering the checkpoint of an earlier run; not registering yet.
+    Recovering,
     /// Not (or no longer) registered; registration attempts are running.
     Disconnected,
     /// Registered with the master.
@@ -162,6 +172,10 @@ pub struct Executor {
     pub state: ExecutorState,
     /// The executor's pid once launched.
     pub pid: Option<u32>,
+    /// Recovered from the checkpoint and not re-subscribed yet.
+    pub recovered: bool,
+    /// A `wait` on the container is pending: its end will be reported.
+    waiting: bool,
     stream: Option<ExecutorStream>,
     queued: Vec<QueuedWork>,
     /// Tasks sent to the executor that are not terminal.
@@ -197,6 +211,10 @@ impl Framework {
 
     fn checkpoint(&self) -> bool {
         self.info.checkpoint.unwrap_or(false)
+    }
+
+    fn partition_aware(&self) -> bool {
+        self.has_capability(framework_info::capability::Type::PartitionAware)
     }
 
     fn has_capability(&self, kind: framework_info::capability::Type) -> bool {
@@ -274,6 +292,11 @@ pub struct Slave {
     start_time: f64,
     handle: Weak<Mutex<Slave>>,
     shutdown: Arc<tokio::sync::Notify>,
+    checkpointer: Checkpointer,
+    /// Set while [`SlaveState::Recovering`].
+    recovery: Option<recovery::Recovery>,
+    /// Unreadable checkpoint files skipped (`--strict=false`).
+    recovery_errors: u32,
 }
 
 impl std::fmt::Debug for Slave {
@@ -301,6 +324,11 @@ impl SlaveHandle {
         let backoff = Backoff::new(config.flags.registration_backoff_factor.get());
         let master = config.master.clone();
         let info = config.info.clone();
+        let checkpointer = Checkpointer::new(config.work_dir.clone());
+        let sum = StatusUpdateManager::new(
+            config.flags.status_update_retry_interval_min.get(),
+            crate::status_update_manager::RETRY_INTERVAL_MAX,
+        );
         Self(Arc::new_cyclic(|weak| {
             Mutex::new(Slave {
                 config,
@@ -312,13 +340,16 @@ impl SlaveHandle {
                 files,
                 frameworks: BTreeMap::new(),
                 completed_frameworks: VecDeque::new(),
-                sum: StatusUpdateManager::default(),
+                sum,
                 backoff,
                 ping: PingWatch::new(DEFAULT_PING_TIMEOUT, Instant::now()),
                 counters: Counters::default(),
                 start_time: now_secs(),
                 handle: weak.clone(),
                 shutdown: Arc::new(tokio::sync::Notify::new()),
+                checkpointer,
+                recovery: None,
+                recovery_errors: 0,
             })
         }))
     }
@@ -328,9 +359,15 @@ impl SlaveHandle {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts registration and the timer loop.
+    /// Starts the timer loop, and registration unless the agent is still
+    /// recovering (it registers once recovery is over).
     pub fn start(&self) {
-        self.lock().start_registration(Instant::now());
+        {
+            let mut slave = self.lock();
+            if slave.state != SlaveState::Recovering {
+                slave.start_registration(Instant::now());
+            }
+        }
         let weak = Arc::downgrade(&self.0);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(TICK);
@@ -405,6 +442,11 @@ impl Slave {
     /// Metric counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Checkpoint files skipped as unreadable during recovery.
+    pub fn recovery_errors(&self) -> u32 {
+        self.recovery_errors
     }
 
     /// Frameworks with executors here.
@@ -498,7 +540,8 @@ impl Slave {
         for framework in self.frameworks.values() {
             frameworks.push(framework.info.clone());
             for executor in framework.executors.values() {
-                if !executor.command_executor {
+                // Terminated executors use no resources (Mesos).
+                if !executor.command_executor && executor.state != ExecutorState::Terminated {
                     executors.push(executor.info.clone());
                 }
                 tasks.extend(executor.launched.values().cloned());
@@ -515,10 +558,24 @@ impl Slave {
                 }
             }
         }
+        let completed = self
+            .completed_frameworks
+            .iter()
+            .map(|framework| mesos_proto::internal::archive::Framework {
+                framework_info: framework.info.clone(),
+                pid: framework.pid.clone(),
+                tasks: framework
+                    .completed_executors
+                    .iter()
+                    .flat_map(|e| e.completed.iter().cloned())
+                    .collect(),
+            })
+            .collect();
         tracing::info!(master = %self.master, tasks = tasks.len(), "re-registering with master");
-        self.send_to_master(&registration::reregister_message(
-            &self.info, executors, tasks, frameworks,
-        ));
+        let mut message =
+            registration::reregister_message(&self.info, executors, tasks, frameworks);
+        message.completed_frameworks = completed;
+        self.send_to_master(&message);
     }
 
     /// Schedules the first registration attempt (random delay in
@@ -634,20 +691,11 @@ impl Slave {
         }
     }
 
+    /// `slave.info` and `meta/slaves/latest`, whatever the frameworks do:
+    /// a restarted agent keeps its id.
     fn checkpoint_agent_info(&self) {
-        let agent = self.agent_id_value();
-        let path = self.config.work_dir.agent_info_file(&agent);
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, self.info.encode_to_vec())?;
-            let latest = self.config.work_dir.latest_agent_link();
-            let _ = std::fs::remove_file(&latest);
-            std::os::unix::fs::symlink(&agent, &latest)
-        };
-        if let Err(error) = write() {
-            tracing::warn!(path = %path.display(), %error, "failed to checkpoint agent info");
+        if let Err(error) = self.checkpointer.agent(&self.info) {
+            tracing::error!(%error, "failed to checkpoint agent info");
         }
     }
 
@@ -668,6 +716,13 @@ impl Slave {
         }
         let from = message.from.clone();
         if self.state == SlaveState::Terminating {
+            return;
+        }
+        // Nothing from a master applies before recovery is over (the agent
+        // has not re-registered); pings are still answered.
+        if self.state == SlaveState::Recovering && message.name != "mesos.internal.PingSlaveMessage"
+        {
+            tracing::info!(name = %message.name, %from, "ignoring message while recovering");
             return;
         }
         match message.name.as_str() {
@@ -713,6 +768,49 @@ impl Slave {
                 framework.info = info;
             }
             framework.pid = message.pid.filter(|p| !p.is_empty());
+        }
+        self.checkpoint_framework(&message.framework_id.value);
+    }
+
+    /// `framework.info` and `framework.pid` of a checkpointing framework.
+    fn checkpoint_framework(&self, framework_id: &str) {
+        let Some(framework) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        if !framework.checkpoint() {
+            return;
+        }
+        let agent = self.agent_id_value();
+        let pid = framework.pid.as_deref();
+        if let Err(error) = self.checkpointer.framework(&agent, &framework.info, pid) {
+            tracing::error!(%error, "failed to checkpoint framework");
+        }
+    }
+
+    /// `task.info` (the Task as launched) of every task of `work`, for
+    /// checkpointing frameworks, before the executor sees them.
+    fn checkpoint_tasks(&self, framework_id: &str, executor_id: &str, work: &QueuedWork) {
+        let Some(framework) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let Some(executor) = framework.executors.get(executor_id) else {
+            return;
+        };
+        if !framework.checkpoint() {
+            return;
+        }
+        let agent = self.agent_id_value();
+        let ids = RunIds {
+            agent: &agent,
+            framework: framework_id,
+            executor: executor_id,
+            container: &executor.container_id,
+        };
+        for info in queued_tasks(work) {
+            let task = self.new_task(info, framework_id, executor, TaskState::TaskStaging);
+            if let Err(error) = self.checkpointer.task(ids, &task) {
+                tracing::error!(%error, "failed to checkpoint task");
+            }
         }
     }
 
@@ -898,11 +996,16 @@ impl Slave {
                 executors: BTreeMap::new(),
                 completed_executors: VecDeque::new(),
             });
+        let changed = framework.info != framework_info;
+        let new = framework.executors.is_empty();
         framework.info = framework_info.clone();
         if let Some(pid) = pid.filter(|p| !p.is_empty()) {
             framework.pid = Some(pid);
         }
         let existing = framework.executors.get(&executor_id).map(|e| e.state);
+        if changed || new {
+            self.checkpoint_framework(&framework_id);
+        }
         match existing {
             None if launch_executor == Some(false) => {
                 self.drop_work(
@@ -915,11 +1018,13 @@ impl Slave {
                 self.launch_executor(&framework_id, executor_info, command_executor, work);
             }
             Some(ExecutorState::Registering) => {
+                self.checkpoint_tasks(&framework_id, &executor_id, &work);
                 if let Some(executor) = self.executor_mut(&framework_id, &executor_id) {
                     executor.queued.push(work);
                 }
             }
             Some(ExecutorState::Running) => {
+                self.checkpoint_tasks(&framework_id, &executor_id, &work);
                 self.deliver(&framework_id, &executor_id, work);
                 self.update_container_limits(&framework_id, &executor_id);
             }
@@ -1014,6 +1119,8 @@ impl Slave {
             command_executor,
             state: ExecutorState::Registering,
             pid: None,
+            recovered: false,
+            waiting: false,
             stream: None,
             queued: vec![work],
             launched: BTreeMap::new(),
@@ -1025,6 +1132,8 @@ impl Slave {
         };
         let resources = self.container_resources(&executor);
         let grace = self.shutdown_grace_period(&info);
+        let info_for_checkpoint = info.clone();
+        let checkpoint = framework_info.checkpoint.unwrap_or(false);
         let endpoint = self.config.upid.address.to_string();
         let agent_pid = self.config.upid.to_string();
         // With an image the sandbox is mounted at --sandbox_directory.
@@ -1050,6 +1159,8 @@ impl Slave {
             checkpoint: framework_info.checkpoint.unwrap_or(false),
             http_command_executor: self.config.flags.http_command_executor,
             shutdown_grace_period: grace,
+            recovery_timeout: self.config.flags.recovery_timeout.get(),
+            subscription_backoff_max: self.config.flags.executor_reregistration_timeout.get(),
         };
         let environment = executor_environment(&env_input, std::env::vars());
         let user = self.config.flags.switch_user.then(|| {
@@ -1070,8 +1181,26 @@ impl Slave {
             user,
             environment,
         };
+        let initial_work = executor.queued.first().cloned();
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework.executors.insert(executor_id.clone(), executor);
+        }
+        if checkpoint {
+            // Before the launch (Mesos `checkpointExecutor`): an executor
+            // started by an agent that then dies must be known to the next.
+            let agent_id = self.agent_id_value();
+            let ids = RunIds {
+                agent: &agent_id,
+                framework: framework_id,
+                executor: &executor_id,
+                container: &container_id,
+            };
+            if let Err(error) = self.checkpointer.executor(ids, &info_for_checkpoint) {
+                tracing::error!(%error, "failed to checkpoint executor");
+            }
+            if let Some(work) = &initial_work {
+                self.checkpoint_tasks(framework_id, &executor_id, work);
+            }
         }
         tracing::info!(executor = %executor_id, container = %container_id, "launching executor");
         let (fw, ex, cid) = (
@@ -1188,7 +1317,12 @@ impl Slave {
         match result {
             Ok(launched) => {
                 executor.pid = Some(launched.pid);
+                executor.waiting = true;
                 let sandbox = executor.sandbox.clone();
+                self.checkpoint_forked_pid(framework_id, executor_id, container_id, launched.pid);
+                let Some(executor) = self.executor_mut(framework_id, executor_id) else {
+                    return;
+                };
                 let task_ids: Vec<String> = executor.queued.iter().flat_map(queued_ids).collect();
                 for task in &task_ids {
                     for (step, at) in &launched.steps {
@@ -1222,6 +1356,35 @@ impl Slave {
                 self.counters.container_launch_errors += 1;
                 self.executor_terminated(framework_id, executor_id, container_id, Ok(termination));
             }
+        }
+    }
+
+    /// `forked.pid` of a checkpointing framework's executor. The
+    /// containerizer writes it before the executor runs; this rewrite makes
+    /// it durable (fsync) and covers launchers that do not write it.
+    fn checkpoint_forked_pid(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        container: &str,
+        pid: u32,
+    ) {
+        let checkpointing = self
+            .frameworks
+            .get(framework_id)
+            .is_some_and(Framework::checkpoint);
+        if !checkpointing {
+            return;
+        }
+        let agent = self.agent_id_value();
+        let ids = RunIds {
+            agent: &agent,
+            framework: framework_id,
+            executor: executor_id,
+            container,
+        };
+        if let Err(error) = self.checkpointer.forked_pid(ids, pid) {
+            tracing::error!(%error, "failed to checkpoint the executor pid");
         }
     }
 
@@ -1274,7 +1437,7 @@ impl Slave {
         }
         executor.state = ExecutorState::Terminating;
         let cid = executor.container_id.clone();
-        let launched = executor.pid.is_some();
+        let launched = executor.waiting;
         let (fw, ex, cid2) = (
             framework_id.to_string(),
             executor_id.to_string(),
@@ -1301,7 +1464,21 @@ impl Slave {
 
     // ------------------------------------------------------ executor API
 
+    /// Executors can call again once the containerizer recovered their
+    /// containers (Mesos `recoveryInfo.reconnect`); before that: 503.
+    fn ensure_executors_accepted(&self) -> Result<(), ExecutorCallError> {
+        if self.state == SlaveState::Recovering
+            && !self.recovery.as_ref().is_some_and(|r| r.reconnect)
+        {
+            return Err(ExecutorCallError::Unavailable(
+                "Agent has not finished recovery".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn executor_for_call(&mut self, call: &Call) -> Result<&mut Executor, ExecutorCallError> {
+        self.ensure_executors_accepted()?;
         let framework = self
             .frameworks
             .get_mut(&call.framework_id.value)
@@ -1312,12 +1489,15 @@ impl Slave {
             .ok_or_else(|| ExecutorCallError::BadRequest("Executor cannot be found".into()))
     }
 
-    /// SUBSCRIBE (seed step 8): SUBSCRIBED, then the queued tasks.
+    /// SUBSCRIBE (seed step 8): SUBSCRIBED, then the queued tasks. An
+    /// executor subscribing again (after losing its connection, or to a
+    /// restarted agent) resends its unacknowledged updates and tasks.
     pub fn subscribe(
         &mut self,
         call: &Call,
         stream: ExecutorStream,
     ) -> Result<(), ExecutorCallError> {
+        self.ensure_executors_accepted()?;
         let agent_info = self.info.clone();
         let framework_info = self
             .frameworks
@@ -1349,9 +1529,24 @@ impl Slave {
         });
         stream.send(&subscribed);
         executor.stream = Some(stream);
+        let after_restart = executor.recovered && executor.state == ExecutorState::Registering;
+        executor.recovered = false;
         executor.state = ExecutorState::Running;
         let executor_id = call.executor_id.value.clone();
-        tracing::info!(executor = %executor_id, "executor subscribed");
+        tracing::info!(executor = %executor_id, after_restart, "executor subscribed");
+        let resubscription = call.subscribe.clone().unwrap_or_default();
+        self.resubscribed_updates(call, resubscription.unacknowledged_updates);
+        if after_restart {
+            let known: Vec<String> = resubscription
+                .unacknowledged_tasks
+                .iter()
+                .map(|t| t.task_id.value.clone())
+                .collect();
+            self.drop_tasks_unknown_to_executor(&call.framework_id.value, &executor_id, &known);
+        }
+        let Some(executor) = self.executor_mut(&call.framework_id.value, &executor_id) else {
+            return Ok(());
+        };
         let queued = std::mem::take(&mut executor.queued);
         for work in &queued {
             for task in queued_tasks(work) {
@@ -1361,7 +1556,85 @@ impl Slave {
         for work in queued {
             self.deliver(&call.framework_id.value, &executor_id, work);
         }
+        if self.state == SlaveState::Recovering {
+            self.maybe_finish_recovery();
+        }
         Ok(())
+    }
+
+    /// The updates a (re-)subscribing executor has not seen acknowledged go
+    /// through the usual path; those the agent already has are only
+    /// acknowledged again (Mesos `Slave::subscribe`).
+    fn resubscribed_updates(
+        &mut self,
+        call: &Call,
+        updates: Vec<mesos_proto::v1::executor::call::Update>,
+    ) {
+        let agent_id = self.agent_id().unwrap_or_default();
+        for update in updates {
+            let mut update_call = call.clone();
+            update_call.r#type = Some(mesos_proto::v1::executor::call::Type::Update as i32);
+            update_call.subscribe = None;
+            update_call.update = Some(update);
+            if let Err(error) = crate::executor_api::validate_call(&update_call) {
+                tracing::warn!(%error, "dropping an invalid unacknowledged update");
+                self.counters.invalid_status_updates += 1;
+                continue;
+            }
+            let Ok(executor) = self.executor_for_call(&update_call) else {
+                return;
+            };
+            let container_id = ContainerId {
+                value: executor.container_id.clone(),
+                parent: None,
+            };
+            if let Some(update) = status_update_from_call(&update_call, &agent_id, &container_id) {
+                self.status_update(update, UpdateOrigin::Executor);
+            }
+        }
+    }
+
+    /// Tasks still TASK_STAGING that a re-subscribing executor does not
+    /// list never reached it (the agent died first): TASK_LOST, or
+    /// TASK_DROPPED for partition-aware frameworks (Mesos
+    /// `reregisterExecutor`).
+    fn drop_tasks_unknown_to_executor(
+        &mut self,
+        framework_id: &str,
+        executor_id: &str,
+        known: &[String],
+    ) {
+        let Some(framework) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let state = if framework.partition_aware() {
+            TaskState::TaskDropped
+        } else {
+            TaskState::TaskLost
+        };
+        let Some(executor) = framework.executors.get(executor_id) else {
+            return;
+        };
+        let executor_ref = executor.info.executor_id.clone();
+        let never_delivered: Vec<TaskId> = executor
+            .launched
+            .values()
+            .filter(|t| t.state == TaskState::TaskStaging as i32)
+            .filter(|t| !known.contains(&t.task_id.value))
+            .map(|t| t.task_id.clone())
+            .collect();
+        for task_id in never_delivered {
+            tracing::warn!(task = %task_id.value, "task launched during agent restart never reached its executor");
+            let update = self.agent_update(
+                framework_id,
+                &task_id,
+                Some(executor_ref.clone()),
+                state,
+                Reason::AgentRestarted,
+                "Task launched during agent restart".into(),
+            );
+            self.status_update(update, UpdateOrigin::Agent);
+        }
     }
 
     /// Sends LAUNCH / LAUNCH_GROUP to a subscribed executor and records the
@@ -1520,6 +1793,25 @@ impl Slave {
             {
                 tracing::warn!(task = %task_id, "ignoring status update from a terminated executor");
                 self.counters.invalid_status_updates += 1;
+                return;
+            }
+            // The scheduler already acknowledged this task's terminal update
+            // (e.g. an executor resending it after an agent restart):
+            // acknowledge again, send nothing.
+            if matches!(origin, UpdateOrigin::Executor)
+                && executor
+                    .completed
+                    .iter()
+                    .any(|t| t.task_id.value == task_id)
+            {
+                if let Some(stream) = &executor.stream {
+                    let mut ack = new_event(event::Type::Acknowledged);
+                    ack.acknowledged = Some(event::Acknowledged {
+                        task_id: update.status.task_id.clone(),
+                        uuid: update.status.uuid.clone().unwrap_or_default(),
+                    });
+                    stream.send(&ack);
+                }
                 return;
             }
             if checkpoint {
@@ -1836,15 +2128,19 @@ impl Slave {
         if executor.container_id != container_id || executor.state == ExecutorState::Terminated {
             return;
         }
+        // A failed wait means the containerizer does not know the container
+        // (e.g. gone while the agent was down, or after a reboot): Mesos's
+        // "Abnormal executor termination".
         let termination = result.unwrap_or_else(|error| ContainerTermination {
-            message: error.message,
+            message: format!("Abnormal executor termination: {}", error.message),
             ..ContainerTermination::default()
         });
         executor.state = ExecutorState::Terminated;
         executor.stream = None;
+        executor.waiting = false;
         let exit = termination
             .status
-            .map(describe_wait_status)
+            .map(|status| format!("Executor {}", describe_wait_status(status)))
             .unwrap_or_else(|| termination.message.clone());
         tracing::info!(executor = executor_id, container = container_id, %exit, "executor container terminated");
         let (state, reason, message) =
@@ -1855,13 +2151,10 @@ impl Slave {
                     limitation.message.clone(),
                 ),
                 (None, Some(pending)) => (pending.state, pending.reason, pending.message.clone()),
-                (None, None) => (
-                    TaskState::TaskFailed,
-                    Reason::ExecutorTerminated,
-                    format!("Executor {exit}"),
-                ),
+                (None, None) => (TaskState::TaskFailed, Reason::ExecutorTerminated, exit),
             };
         let executor_ref = executor.info.executor_id.clone();
+        let command_executor = executor.command_executor;
         self.promote_queued(framework_id, executor_id);
         let Some(executor) = self.executor_mut(framework_id, executor_id) else {
             return;
@@ -1884,14 +2177,18 @@ impl Slave {
             );
             self.status_update(update, UpdateOrigin::Agent);
         }
-        self.send_to_master(&ExitedExecutorMessage {
-            slave_id: self.agent_id().unwrap_or_default(),
-            framework_id: FrameworkId {
-                value: framework_id.to_string(),
-            },
-            executor_id: executor_ref,
-            status: pid_status,
-        });
+        // The master does not track command executors (Mesos sends this only
+        // for executors it did not generate).
+        if !command_executor {
+            self.send_to_master(&ExitedExecutorMessage {
+                slave_id: self.agent_id().unwrap_or_default(),
+                framework_id: FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                executor_id: executor_ref,
+                status: pid_status,
+            });
+        }
         // Releases the cgroup and runtime state (the sandbox stays for /files
         // until garbage collection). The executor counts as gone only once
         // this is done, as in Mesos where the container's termination
@@ -1915,6 +2212,9 @@ impl Slave {
                 slave.maybe_cleanup_executor(&fw, &ex);
             },
         );
+        if self.state == SlaveState::Recovering {
+            self.maybe_finish_recovery();
+        }
     }
 
     /// A terminated executor whose tasks are all acknowledged moves to the
@@ -1931,15 +2231,19 @@ impl Slave {
                 && e.queued.is_empty()
         });
         if done {
+            let checkpointing = framework.checkpoint();
             if let Some(mut executor) = framework.executors.remove(executor_id) {
                 executor.stream = None;
                 let sandbox = executor.sandbox.clone();
+                let container = executor.container_id.clone();
                 push_bounded(
                     &mut framework.completed_executors,
                     executor,
                     MAX_COMPLETED_EXECUTORS,
                 );
-                self.schedule_gc(sandbox);
+                let meta_run = checkpointing
+                    .then(|| self.complete_run_checkpoint(framework_id, executor_id, &container));
+                self.schedule_gc(sandbox, meta_run);
             }
         }
         let Some(framework) = self.frameworks.get(framework_id) else {
@@ -1957,11 +2261,38 @@ impl Slave {
         }
     }
 
-    /// Removes a finished executor's sandbox after `--gc_delay` (Mesos's
-    /// garbage collector, without its disk-pressure acceleration).
-    fn schedule_gc(&self, sandbox: PathBuf) {
+    /// Writes the run's `executor.sentinel` (recovery skips the run from now
+    /// on) and returns the run's meta directory.
+    fn complete_run_checkpoint(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        container: &str,
+    ) -> PathBuf {
+        let agent = self.agent_id_value();
+        let ids = RunIds {
+            agent: &agent,
+            framework: framework_id,
+            executor: executor_id,
+            container,
+        };
+        if let Err(error) = self.checkpointer.sentinel(ids) {
+            tracing::error!(%error, "failed to checkpoint the end of an executor run");
+        }
+        self.config.work_dir.meta_run_dir(ids)
+    }
+
+    /// Removes a finished executor's sandbox (and the run's checkpoint)
+    /// after `--gc_delay` (Mesos's garbage collector, without its
+    /// disk-pressure acceleration).
+    fn schedule_gc(&self, sandbox: PathBuf, meta_run: Option<PathBuf>) {
         let delay = self.config.flags.gc_delay.get();
         self.after(delay, move |slave| {
+            if let Some(meta_run) = &meta_run {
+                if let Err(error) = std::fs::remove_dir_all(meta_run) {
+                    tracing::warn!(dir = %meta_run.display(), %error, "failed to garbage collect a run's checkpoint");
+                }
+            }
             // Detach every name still pointing at this run (a newer run of the
             // same executor re-attached `runs/latest` to its own sandbox).
             if let Ok(canonical) = std::fs::canonicalize(&sandbox) {

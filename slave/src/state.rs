@@ -412,7 +412,10 @@ fn recover_framework(
             return Ok(state);
         }
     }
-    let executors = reader.work_dir.meta_framework_dir(agent, id).join("executors");
+    let executors = reader
+        .work_dir
+        .meta_framework_dir(agent, id)
+        .join("executors");
     for executor in entries(&executors)? {
         let recovered = recover_executor(reader, agent, id, &executor)?;
         state.executors.insert(executor, recovered);
@@ -458,9 +461,7 @@ fn recover_executor(
         tracing::warn!(executor = id, framework, "no latest run to recover");
         return Ok(state);
     }
-    let path = reader
-        .work_dir
-        .executor_info_file(agent, framework, id);
+    let path = reader.work_dir.executor_info_file(agent, framework, id);
     match read_message::<ExecutorInfo>(&path) {
         Ok(Some(info)) => {
             state.generated_for_command_task = is_generated_for_command_task(&info);
@@ -580,8 +581,7 @@ fn read_updates(path: &Path) -> Result<Vec<StatusUpdateRecord>, StateError> {
 mod tests {
     use mesos_proto::internal::StatusUpdateRecord;
     use mesos_proto::v1::{
-        AgentId, CommandInfo, ExecutorId, FrameworkId, TaskId, TaskState as V1TaskState,
-        TaskStatus,
+        AgentId, CommandInfo, ExecutorId, FrameworkId, TaskId, TaskState as V1TaskState, TaskStatus,
     };
 
     use super::*;
@@ -630,7 +630,9 @@ mod tests {
         checkpointer.boot_id("boot-1").unwrap();
         checkpointer
             .agent(&AgentInfo {
-                id: Some(AgentId { value: AGENT.into() }),
+                id: Some(AgentId {
+                    value: AGENT.into(),
+                }),
                 hostname: "h".into(),
                 ..AgentInfo::default()
             })
@@ -716,9 +718,12 @@ mod tests {
     /// file (strict) or skipped (non-strict); an empty file is tolerated.
     #[test]
     fn damaged_protobuf_files_name_the_file_or_are_skipped() {
-        let files: [(&str, fn(&WorkDir) -> PathBuf); 4] = [
+        type PathOf = fn(&WorkDir) -> PathBuf;
+        let files: [(&str, PathOf); 4] = [
             ("slave.info", |w| w.agent_info_file(AGENT)),
-            ("framework.info", |w| w.framework_info_file(AGENT, FRAMEWORK)),
+            ("framework.info", |w| {
+                w.framework_info_file(AGENT, FRAMEWORK)
+            }),
             ("executor.info", |w| {
                 w.executor_info_file(AGENT, FRAMEWORK, EXECUTOR)
             }),

@@ -130,10 +130,12 @@ async fn command_task_runs_through_the_executor_and_updates_are_reliable() {
     );
     settle().await;
     assert!(h.outbox.updates().is_empty());
+    // The master does not track command executors: no ExitedExecutorMessage
+    // (Mesos sends it only for executors it did not generate).
     let exited = h
         .outbox
         .take::<ExitedExecutorMessage>("ExitedExecutorMessage");
-    assert_eq!(exited[0].executor_id.value, "t1");
+    assert!(exited.is_empty(), "{exited:?}");
     assert!(h
         .containers
         .destroyed

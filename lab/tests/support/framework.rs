@@ -29,7 +29,7 @@ pub enum Event {
     /// RESCIND.
     Rescinded(String),
     /// UPDATE.
-    Update(TaskStatus),
+    Update(Box<TaskStatus>),
     /// FAILURE without an executor: the agent was removed.
     AgentLost(String),
     /// The event stream broke.
@@ -40,13 +40,13 @@ pub enum Event {
     CallFailed(String),
 }
 
-/// Hands callbacks to the test.
-struct Forward(mpsc::UnboundedSender<Event>);
+/// Hands callbacks to the test, stamped with their arrival time.
+struct Forward(mpsc::UnboundedSender<(Instant, Event)>);
 
 impl Forward {
     fn send(&self, event: Event) {
         // The test may have finished and dropped the receiver.
-        let _ = self.0.send(event);
+        let _ = self.0.send((Instant::now(), event));
     }
 }
 
@@ -68,7 +68,7 @@ impl Scheduler for Forward {
     }
 
     fn status_update(&mut self, _: &SchedulerDriver, status: TaskStatus) {
-        self.send(Event::Update(status));
+        self.send(Event::Update(Box::new(status)));
     }
 
     fn agent_lost(&mut self, _: &SchedulerDriver, agent_id: &AgentId) {
@@ -88,7 +88,7 @@ impl Scheduler for Forward {
 pub struct Framework {
     pub driver: SchedulerDriver,
     pub id: String,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::UnboundedReceiver<(Instant, Event)>,
     seen: Vec<(Instant, Event)>,
 }
 
@@ -163,10 +163,10 @@ impl Framework {
             }
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 // No scenario expects the master to refuse anything.
-                Ok(Some(Event::Error(message) | Event::CallFailed(message))) => {
+                Ok(Some((_, Event::Error(message) | Event::CallFailed(message)))) => {
                     panic!("{what}: {message}; saw {}", self.history())
                 }
-                Ok(Some(event)) => self.seen.push((Instant::now(), event)),
+                Ok(Some(stamped)) => self.seen.push(stamped),
                 Ok(None) => panic!("{what}: the scheduler driver ended; saw {}", self.history()),
                 Err(_) => panic!("{what}: nothing within {timeout:?}; saw {}", self.history()),
             }
@@ -207,7 +207,7 @@ impl Framework {
         timeout: Duration,
     ) -> TaskStatus {
         self.wait_for(since, &format!("{task} {state:?}"), timeout, |e| match e {
-            Event::Update(s) if s.task_id.value == task && s.state() == state => Some(s.clone()),
+            Event::Update(s) if s.task_id.value == task && s.state() == state => Some(*s.clone()),
             _ => None,
         })
         .await

@@ -21,7 +21,8 @@ use mesos_proto::v1::{
     ResourceStatistics, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use mesos_slave::containers::{
-    BoxFuture, ContainerError, ContainerLaunch, ContainerTermination, Containers, LaunchedContainer,
+    BoxFuture, ContainerError, ContainerLaunch, ContainerTermination, Containers, KnownContainer,
+    LaunchedContainer, RecoveredContainer,
 };
 use mesos_slave::executor_api::{ExecutorCallError, ExecutorStream};
 use mesos_slave::files::Files;
@@ -80,6 +81,10 @@ pub struct FakeContainers {
     pub exits: Mutex<HashMap<String, watch::Sender<Option<ContainerTermination>>>>,
     pub destroyed: Mutex<Vec<String>>,
     pub fail_launch: Mutex<Option<String>>,
+    /// What `recover` was asked for.
+    pub known: Mutex<Vec<KnownContainer>>,
+    /// Containers `recover` finds still running (among the known ones).
+    pub still_running: Mutex<Vec<String>>,
 }
 
 impl FakeContainers {
@@ -124,7 +129,21 @@ impl Containers for FakeContainers {
     }
 
     fn wait(&self, container_id: &str) -> BoxFuture<Result<ContainerTermination, ContainerError>> {
-        let mut rx = self.exits.lock().unwrap()[container_id].subscribe();
+        let rx = self
+            .exits
+            .lock()
+            .unwrap()
+            .get(container_id)
+            .map(watch::Sender::subscribe);
+        let Some(mut rx) = rx else {
+            let id = container_id.to_string();
+            return Box::pin(async move {
+                Err(ContainerError {
+                    message: format!("unknown container '{id}'"),
+                    container_id: id,
+                })
+            });
+        };
         Box::pin(async move {
             let done = rx.wait_for(Option::is_some).await.unwrap().clone().unwrap();
             Ok(done)
@@ -165,6 +184,29 @@ impl Containers for FakeContainers {
     ) -> BoxFuture<Result<(), ContainerError>> {
         Box::pin(async { Ok(()) })
     }
+
+    fn recover(
+        &self,
+        known: Vec<KnownContainer>,
+    ) -> BoxFuture<Result<Vec<RecoveredContainer>, ContainerError>> {
+        let running = self.still_running.lock().unwrap().clone();
+        let mut recovered = Vec::new();
+        for container in &known {
+            if running.contains(&container.container_id) {
+                self.exits
+                    .lock()
+                    .unwrap()
+                    .insert(container.container_id.clone(), watch::channel(None).0);
+                recovered.push(RecoveredContainer {
+                    container_id: container.container_id.clone(),
+                    pid: container.pid,
+                    running: true,
+                });
+            }
+        }
+        *self.known.lock().unwrap() = known;
+        Box::pin(async move { Ok(recovered) })
+    }
 }
 
 pub struct Harness {
@@ -173,7 +215,9 @@ pub struct Harness {
     pub outbox: Arc<Recorder>,
     pub containers: Arc<FakeContainers>,
     pub master: Upid,
-    pub work_dir: tempfile::TempDir,
+    /// Shared with the harness of a restarted agent ([`Harness::restart`]).
+    pub work_dir: Arc<tempfile::TempDir>,
+    extra_flags: Vec<String>,
 }
 
 pub fn scalar(name: &str, amount: f64) -> Resource {
@@ -193,14 +237,26 @@ pub async fn settle() {
 
 impl Harness {
     pub fn new(extra_flags: &[&str]) -> Self {
-        let work_dir = tempfile::tempdir().unwrap();
+        let extra: Vec<String> = extra_flags.iter().map(|s| s.to_string()).collect();
+        Self::with(Arc::new(tempfile::tempdir().unwrap()), extra)
+    }
+
+    /// A new agent on the same work directory, as after a restart (nothing
+    /// is recovered until [`Harness::recover`]).
+    pub fn restart(&self, extra_flags: &[&str]) -> Self {
+        let mut extra = self.extra_flags.clone();
+        extra.extend(extra_flags.iter().map(|s| s.to_string()));
+        Self::with(self.work_dir.clone(), extra)
+    }
+
+    fn with(work_dir: Arc<tempfile::TempDir>, extra_flags: Vec<String>) -> Self {
         let mut args = vec![
             "mesos-agent".to_string(),
             "--master=127.0.0.1:5050".to_string(),
             format!("--work_dir={}", work_dir.path().display()),
             "--launcher_dir=/opt/mesos".to_string(),
         ];
-        args.extend(extra_flags.iter().map(|s| s.to_string()));
+        args.extend(extra_flags.iter().cloned());
         let flags = Flags::parse_from_args(args).unwrap();
         let master: Upid = "master@127.0.0.1:5050".parse().unwrap();
         let config = SlaveConfig {
@@ -227,7 +283,33 @@ impl Harness {
             containers,
             master,
             work_dir,
+            extra_flags,
         }
+    }
+
+    /// Recovery as `agent::start` runs it: read the checkpoint (with the
+    /// running boot's id `boot_id`), rebuild, recover containers (those in
+    /// `still_running` are found running).
+    pub async fn recover(
+        &self,
+        boot_id: &str,
+        still_running: &[&str],
+    ) -> Result<Vec<KnownContainer>, String> {
+        let work_dir = WorkDir::new(self.work_dir.path());
+        let strict = self.slave.lock().flags().strict;
+        let state = mesos_slave::state::recover(&work_dir, strict, Some(boot_id))
+            .map_err(|e| e.to_string())?;
+        let known = self
+            .slave
+            .lock()
+            .begin_recovery(state)
+            .map_err(|e| e.to_string())?;
+        *self.containers.still_running.lock().unwrap() =
+            still_running.iter().map(|s| s.to_string()).collect();
+        let recovered = self.containers.recover(known.clone()).await.unwrap();
+        self.slave.lock().containers_recovered(recovered);
+        settle().await;
+        Ok(known)
     }
 
     /// Serves every agent route on a loopback port.
@@ -271,7 +353,24 @@ impl Harness {
         assert_eq!(self.slave.lock().state(), SlaveState::Running);
     }
 
+    /// The test framework's info.
+    pub fn framework(checkpoint: bool) -> FrameworkInfo {
+        FrameworkInfo {
+            user: "root".into(),
+            name: "test".into(),
+            id: Some(FrameworkId {
+                value: FRAMEWORK.into(),
+            }),
+            checkpoint: Some(checkpoint),
+            ..FrameworkInfo::default()
+        }
+    }
+
     pub fn run_command_task(&self, task_id: &str, command: &str) {
+        self.run_command_task_for(Self::framework(true), task_id, command);
+    }
+
+    pub fn run_command_task_for(&self, framework: FrameworkInfo, task_id: &str, command: &str) {
         let task = TaskInfo {
             name: task_id.into(),
             task_id: TaskId {
@@ -290,15 +389,7 @@ impl Harness {
         self.deliver(
             "RunTaskMessage",
             &RunTaskMessage {
-                framework: FrameworkInfo {
-                    user: "root".into(),
-                    name: "test".into(),
-                    id: Some(FrameworkId {
-                        value: FRAMEWORK.into(),
-                    }),
-                    checkpoint: Some(true),
-                    ..FrameworkInfo::default()
-                },
+                framework,
                 task,
                 launch_executor: Some(true),
                 ..RunTaskMessage::default()
@@ -320,11 +411,32 @@ impl Harness {
     }
 
     pub fn subscribe(&self, executor: &str) -> mpsc::UnboundedReceiver<Bytes> {
+        self.try_subscribe(executor, call::Subscribe::default())
+            .unwrap()
+    }
+
+    /// SUBSCRIBE with what the executor has not seen acknowledged.
+    pub fn try_subscribe(
+        &self,
+        executor: &str,
+        unacknowledged: call::Subscribe,
+    ) -> Result<mpsc::UnboundedReceiver<Bytes>, ExecutorCallError> {
         let mut subscribe = Self::call(executor, call::Type::Subscribe);
-        subscribe.subscribe = Some(call::Subscribe::default());
+        subscribe.subscribe = Some(unacknowledged);
         let (stream, rx) = ExecutorStream::new(ContentType::Json);
-        self.slave.lock().subscribe(&subscribe, stream).unwrap();
-        rx
+        self.slave.lock().subscribe(&subscribe, stream)?;
+        Ok(rx)
+    }
+
+    /// An executor's status as it would put it in an UPDATE call.
+    pub fn executor_status(task: &str, state: TaskState, uuid: u8) -> TaskStatus {
+        TaskStatus {
+            task_id: TaskId { value: task.into() },
+            state: state as i32,
+            uuid: Some(vec![uuid; 16]),
+            source: Some(Source::Executor as i32),
+            ..TaskStatus::default()
+        }
     }
 
     pub fn update(
@@ -336,13 +448,7 @@ impl Harness {
     ) -> Result<(), ExecutorCallError> {
         let mut update = Self::call(executor, call::Type::Update);
         update.update = Some(call::Update {
-            status: TaskStatus {
-                task_id: TaskId { value: task.into() },
-                state: state as i32,
-                uuid: Some(vec![uuid; 16]),
-                source: Some(Source::Executor as i32),
-                ..TaskStatus::default()
-            },
+            status: Self::executor_status(task, state, uuid),
         });
         self.slave.lock().executor_update(&update)
     }

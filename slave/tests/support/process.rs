@@ -1,10 +1,11 @@
 //! Real processes for end-to-end tests: the workspace binaries, a running
 //! `mesos-agent`, and checks that nothing (cgroup, process) is left behind.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -60,6 +61,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Builds an example of this package (a no-op when fresh), or says why not.
+pub fn build_example(name: &str) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["build", "--quiet", "-p", "mesos-slave", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build --example {name} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(bin_dir().join("examples").join(name))
+}
+
 /// A `mesos-agent` child process.
 pub struct AgentProcess {
     pub child: Child,
@@ -67,6 +85,7 @@ pub struct AgentProcess {
     pub work_dir: tempfile::TempDir,
     pub cgroups_root: String,
     pub log: PathBuf,
+    args: Vec<String>,
 }
 
 impl AgentProcess {
@@ -88,21 +107,90 @@ impl AgentProcess {
             "--registration_backoff_factor=10ms".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_mesos-agent"))
-            .args(&args)
-            .env("RUST_LOG", "info,mesos_slave=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start mesos-agent");
+        let child = Self::start(&args, &log);
         AgentProcess {
             child,
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             work_dir,
             cgroups_root,
             log,
+            args,
         }
+    }
+
+    /// Starts the binary with `args`, appending its stderr to `log`.
+    fn start(args: &[String], log: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_mesos-agent"))
+            .args(args)
+            .env("RUST_LOG", "info,mesos_slave=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mesos-agent")
+    }
+
+    /// `--work_dir`.
+    pub fn work(&self) -> PathBuf {
+        self.work_dir.path().join("work")
+    }
+
+    /// `kill -9`: the agent dies without cleaning anything up.
+    pub fn kill9(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+
+    /// Starts the agent again with the same flags (work dir, runtime dir,
+    /// port, cgroups root) plus `extra`.
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.kill9();
+        let mut args = self.args.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"\n---- restarted ----\n"))
+            .unwrap();
+        self.child = Self::start(&args, &self.log);
+    }
+
+    /// Runs the agent (same flags plus `extra`) while this one is down and
+    /// waits for it to exit: its exit code (`None` if it had to be killed
+    /// after `timeout`) and its stderr.
+    pub fn run_to_exit(&self, extra: &[&str], timeout: Duration) -> (Option<i32>, String) {
+        let mut args = self.args.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let stderr = self.work_dir.path().join("run-to-exit.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesos-agent"))
+            .args(&args)
+            .env("RUST_LOG", "info,mesos_slave=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start mesos-agent");
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (code, std::fs::read_to_string(&stderr).unwrap_or_default())
     }
 
     /// The agent's log so far.
@@ -227,6 +315,39 @@ pub fn child_cgroups(dir: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The top process of every executor of `framework` (its environment has
+/// `MESOS_FRAMEWORK_ID=<framework>`, its parent's does not), by executor id.
+pub fn executor_pids(framework: &str) -> BTreeMap<String, i32> {
+    let pids = processes_of_framework(framework);
+    let parent = |pid: i32| -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+    };
+    let executor_id = |pid: i32| -> Option<String> {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        env.split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(b"MESOS_EXECUTOR_ID="))
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+    };
+    pids.iter()
+        .filter(|pid| parent(**pid).is_some_and(|p| !pids.contains(&p)))
+        .filter_map(|pid| Some((executor_id(*pid)?, *pid)))
+        .collect()
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .next()
+                .map(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
 }
 
 /// Pids of processes whose environment has `MESOS_FRAMEWORK_ID=<framework>`.
