@@ -166,16 +166,10 @@ pub async fn start(flags: Flags) -> Result<Agent, AgentError> {
         path: flags.work_dir.clone(),
         source,
     })?;
-    let facts = HostFacts::gather(&flags.work_dir)?;
-    let resources = agent_resources(flags.resources.as_deref(), &flags.default_role, &facts)?;
-    let attributes = match &flags.attributes {
-        Some(text) => crate::attributes::parse(text)?,
-        None => Vec::new(),
-    };
-    // Before anything touches a container: a checkpoint that cannot be read
-    // leaves the executors of the earlier run alone.
-    let checkpoint = read_checkpoint(&flags)?;
-    let containers = containerizer(&flags).await?;
+    // Listen first: executors of an earlier run retrying to reach a
+    // restarted agent then wait in the accept queue (and get an answer as
+    // soon as the server runs) instead of backing off after a refused
+    // connection, which could outlast --executor_reregistration_timeout.
     let hostname = hostname(&flags);
     let ip = listen_ip(&flags, &hostname);
     let requested = SocketAddr::new(ip, flags.port);
@@ -189,6 +183,16 @@ pub async fn start(flags: Flags) -> Result<Agent, AgentError> {
         address: requested,
         source,
     })?;
+    let facts = HostFacts::gather(&flags.work_dir)?;
+    let resources = agent_resources(flags.resources.as_deref(), &flags.default_role, &facts)?;
+    let attributes = match &flags.attributes {
+        Some(text) => crate::attributes::parse(text)?,
+        None => Vec::new(),
+    };
+    // Before anything touches a container: a checkpoint that cannot be read
+    // leaves the executors of the earlier run alone.
+    let checkpoint = read_checkpoint(&flags)?;
+    let containers = containerizer(&flags).await?;
     let advertised = SocketAddr::new(flags.advertise_ip.unwrap_or(ip), address.port());
     let upid = Upid::new(PROCESS, advertised);
     let master_address =

@@ -420,7 +420,10 @@ mod tests {
         assert!(termination.is_err(), "destroyed containers are forgotten");
         // (Both launchers live in this test process, so either may reap it.)
         first.wait(&spec.container_id).await.unwrap();
-        assert!(session_processes(launched.pid).is_empty(), "the executor is gone");
+        assert!(
+            session_processes(launched.pid).is_empty(),
+            "the executor is gone"
+        );
     }
 
     #[tokio::test]

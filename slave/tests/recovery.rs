@@ -14,6 +14,9 @@
 //! note. Everything is killed and removed when a test ends, failed or not
 //! (`AgentProcess`/`MasterProcess` drop, framework teardown).
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,10 +117,7 @@ impl Updates {
     async fn until_all(&mut self, framework: &mut Framework, tasks: &[String], state: TaskState) {
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
-            let missing: Vec<&String> = tasks
-                .iter()
-                .filter(|t| !self.reached(t, state))
-                .collect();
+            let missing: Vec<&String> = tasks.iter().filter(|t| !self.reached(t, state)).collect();
             if missing.is_empty() {
                 return;
             }
@@ -142,11 +142,18 @@ impl Updates {
         done: impl Fn(&TaskStatus) -> bool,
     ) -> TaskStatus {
         loop {
-            if let Some(found) = self.by_task.get(task).and_then(|l| l.iter().find(|s| done(s))) {
+            if let Some(found) = self
+                .by_task
+                .get(task)
+                .and_then(|l| l.iter().find(|s| done(s)))
+            {
                 return found.clone();
             }
             let Some(status) = framework.update(WAIT).await else {
-                panic!("no matching update for {task}; seen: {:?}", self.by_task.get(task));
+                panic!(
+                    "no matching update for {task}; seen: {:?}",
+                    self.by_task.get(task)
+                );
             };
             self.push(status);
         }
@@ -171,6 +178,35 @@ impl Updates {
             })
             .unwrap_or(0)
     }
+}
+
+/// The log without terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Seconds since midnight of a log line's RFC 3339 timestamp
+/// (`2026-01-01T10:17:35.334224Z ...`).
+fn seconds_of_day(line: &str) -> Option<f64> {
+    let time = line.split_whitespace().next()?.split('T').nth(1)?;
+    let mut parts = time.trim_end_matches('Z').split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    Some(hours * 3600.0 + minutes * 60.0 + seconds)
 }
 
 /// `slave(1)/state` as JSON.
@@ -245,7 +281,9 @@ async fn fifty_tasks_survive_kill_9_of_the_agent() {
     let mut all = sleepers.clone();
     all.push("finisher".into());
     let mut updates = Updates::default();
-    updates.until_all(&mut framework, &all, TaskState::TaskRunning).await;
+    updates
+        .until_all(&mut framework, &all, TaskState::TaskRunning)
+        .await;
     eprintln!(
         "observed: {} tasks TASK_RUNNING {:.1}s after the launch",
         all.len(),
@@ -259,7 +297,10 @@ async fn fifty_tasks_survive_kill_9_of_the_agent() {
 
     agent.kill9();
     let killed = Instant::now();
-    assert!(before.values().all(|pid| alive(*pid)), "executors survive the agent");
+    assert!(
+        before.values().all(|pid| alive(*pid)),
+        "executors survive the agent"
+    );
     let finisher_sandbox = WorkDir::new(agent.work())
         .executor_dir(&agent_id, &fw, "finisher")
         .join("runs/latest");
@@ -302,7 +343,7 @@ async fn fifty_tasks_survive_kill_9_of_the_agent() {
     let after = executor_pids(&fw);
     let same_pids = sleepers
         .iter()
-        .filter(|t| before.get(*t).is_some() && before.get(*t) == after.get(*t))
+        .filter(|t| before.contains_key(*t) && before.get(*t) == after.get(*t))
         .count();
     let agent_view = agent_tasks(&agent).await;
     let running_at_agent = agent_view
@@ -318,6 +359,24 @@ async fn fifty_tasks_survive_kill_9_of_the_agent() {
         .filter(|t| updates.distinct(t, TaskState::TaskStarting) == 1)
         .count();
     let metrics = http::get(agent.address, "/metrics/snapshot").await.json();
+    let log = strip_ansi(&agent.log());
+    let second_run = log.rsplit("---- restarted ----").next().unwrap_or_default();
+    let resubscribed = second_run
+        .lines()
+        .filter(|l| l.contains("executor subscribed") && l.contains("after_restart=true"))
+        .count();
+    let at = |needle: &str| {
+        second_run
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(seconds_of_day)
+    };
+    let recovery = at("finished recovery").zip(at("agent started; recovering"));
+    eprintln!(
+        "observed: {resubscribed} executors re-subscribed to the restarted agent; recovery took {:.2}s",
+        recovery.map_or(f64::NAN, |(end, start)| end - start)
+    );
+    assert_eq!(resubscribed, all.len(), "every executor re-subscribed");
     eprintln!(
         "observed: before kill: {} executors, {} tasks running; agent back and registered {:.1}s after kill -9",
         before.len(),
@@ -389,7 +448,11 @@ async fn executor_killed_by_a_signal_fails_its_task_and_the_framework_hears_fail
     assert_eq!(failed.reason, Some(Reason::ExecutorTerminated as i32));
     assert_eq!(failed.source, Some(Source::Agent as i32));
     assert!(
-        failed.message.as_deref().unwrap_or_default().contains("SIGKILL"),
+        failed
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("SIGKILL"),
         "{failed:?}"
     );
     let lost = framework
@@ -439,22 +502,29 @@ async fn unacknowledged_head_is_retried_and_later_updates_wait_behind_it() {
         }
     }
     let states: BTreeSet<&str> = copies.iter().map(|(s, _)| state_name(s)).collect();
-    let uuids: BTreeSet<Option<Vec<u8>>> = copies.iter().map(|(s, _)| s.status.uuid()).collect();
+    let uuids: BTreeSet<Option<Vec<u8>>> = copies.iter().map(|(s, _)| s.uuid.clone()).collect();
     let gaps: Vec<f64> = copies
         .windows(2)
         .map(|w| (w[1].1 - w[0].1).as_secs_f64())
         .collect();
-    let tasks = agent_state(&agent).await["frameworks"][0]["executors"][0]["completed_tasks"]
-        .clone();
+    let tasks =
+        agent_state(&agent).await["frameworks"][0]["executors"][0]["completed_tasks"].clone();
     eprintln!(
         "observed: unacknowledged TASK_STARTING delivered {} times in 10s (gaps {gaps:.1?}s), states seen {states:?}; agent's latest state {}",
         copies.len(),
         tasks[0]["state"]
     );
     assert!(copies.len() >= 3, "head retried: {copies:?}");
-    assert_eq!(states, BTreeSet::from(["TASK_STARTING"]), "nothing overtakes the head");
+    assert_eq!(
+        states,
+        BTreeSet::from(["TASK_STARTING"]),
+        "nothing overtakes the head"
+    );
     assert_eq!(uuids.len(), 1, "the same update each time");
-    assert_eq!(tasks[0]["state"], "TASK_FINISHED", "the agent knows the task ended");
+    assert_eq!(
+        tasks[0]["state"], "TASK_FINISHED",
+        "the agent knows the task ended"
+    );
 
     // Acknowledging lets the queued updates through, in order.
     let mut order = vec![copies[0].0.state];
@@ -463,7 +533,7 @@ async fn unacknowledged_head_is_retried_and_later_updates_wait_behind_it() {
         framework.driver.acknowledge_status_update(&head).unwrap();
         head = framework
             .next(WAIT, |e| match e {
-                Seen::Update(s) if s.state != head.state => Some(s.clone()),
+                Seen::Update(s) if s.state != head.state => Some(s.as_ref().clone()),
                 _ => None,
             })
             .await
@@ -477,17 +547,10 @@ async fn unacknowledged_head_is_retried_and_later_updates_wait_behind_it() {
         .collect();
     eprintln!("observed: after acknowledging, the queued updates came in order: {names:?}");
     assert_eq!(names, ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]);
-    assert!(agent.wait_idle(WAIT).await, "executor gone once all is acknowledged");
-}
-
-trait StatusUuid {
-    fn uuid(&self) -> Option<Vec<u8>>;
-}
-
-impl StatusUuid for TaskStatus {
-    fn uuid(&self) -> Option<Vec<u8>> {
-        self.uuid.clone()
-    }
+    assert!(
+        agent.wait_idle(WAIT).await,
+        "executor gone once all is acknowledged"
+    );
 }
 
 /// How a checkpoint file is damaged.
@@ -537,7 +600,9 @@ async fn damaged_checkpoints_are_named_and_refused_and_cleanup_is_the_way_out() 
     agent.kill9();
 
     let work = WorkDir::new(agent.work());
-    let latest = work.meta_executor_dir(&agent_id, &fw, "victim").join("runs/latest");
+    let latest = work
+        .meta_executor_dir(&agent_id, &fw, "victim")
+        .join("runs/latest");
     let container = std::fs::read_link(&latest)
         .unwrap()
         .to_string_lossy()
@@ -553,8 +618,14 @@ async fn damaged_checkpoints_are_named_and_refused_and_cleanup_is_the_way_out() 
         (work.agent_info_file(&agent_id), Damage::Truncated),
         (work.framework_info_file(&agent_id, &fw), Damage::Garbage),
         (work.framework_info_file(&agent_id, &fw), Damage::Truncated),
-        (work.executor_info_file(&agent_id, &fw, "victim"), Damage::Garbage),
-        (work.executor_info_file(&agent_id, &fw, "victim"), Damage::Truncated),
+        (
+            work.executor_info_file(&agent_id, &fw, "victim"),
+            Damage::Garbage,
+        ),
+        (
+            work.executor_info_file(&agent_id, &fw, "victim"),
+            Damage::Truncated,
+        ),
         (work.forked_pid_file(ids), Damage::Garbage),
         (work.task_info_file(ids, "victim"), Damage::Garbage),
         (work.task_info_file(ids, "victim"), Damage::Truncated),
@@ -567,14 +638,24 @@ async fn damaged_checkpoints_are_named_and_refused_and_cleanup_is_the_way_out() 
         let (code, stderr) = agent.run_to_exit(&[], Duration::from_secs(30));
         std::fs::write(path, &original).unwrap();
         let name = path.file_name().unwrap().to_string_lossy();
-        assert_eq!(code, Some(1), "{name} {how:?}: exit code; stderr:\n{stderr}");
+        assert_eq!(
+            code,
+            Some(1),
+            "{name} {how:?}: exit code; stderr:\n{stderr}"
+        );
         assert!(
             stderr.contains(&path.display().to_string()),
             "{name} {how:?}: the error names the file:\n{stderr}"
         );
         assert!(stderr.contains("--recover=cleanup"), "{stderr}");
-        assert!(alive(pid), "{name} {how:?}: a refused start leaves the executor alone");
-        let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+        assert!(
+            alive(pid),
+            "{name} {how:?}: a refused start leaves the executor alone"
+        );
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or("");
         eprintln!("observed: {name} {how:?} -> exit 1: {line}");
         refused += 1;
     }
@@ -591,8 +672,16 @@ async fn damaged_checkpoints_are_named_and_refused_and_cleanup_is_the_way_out() 
         agent_tasks(&agent).await.get("victim").map(String::as_str),
         Some("TASK_RUNNING")
     );
-    assert_eq!(executor_pids(&fw).get("victim"), Some(&pid), "same executor");
-    assert_eq!(std::fs::metadata(&updates_file).unwrap().len(), valid, "torn tail cut");
+    assert_eq!(
+        executor_pids(&fw).get("victim"),
+        Some(&pid),
+        "same executor"
+    );
+    assert_eq!(
+        std::fs::metadata(&updates_file).unwrap().len(),
+        valid,
+        "torn tail cut"
+    );
     eprintln!(
         "observed: {refused}/{} damaged files refused (exit 1, file named, executor untouched); torn task.updates tail cut and the task recovered with the same pid {pid}",
         cases.len()
@@ -611,7 +700,11 @@ async fn damaged_checkpoints_are_named_and_refused_and_cleanup_is_the_way_out() 
     assert!(!alive(pid), "cleanup killed the executor");
     assert!(!work.meta_agent_dir(&agent_id).join("frameworks").exists());
     for root in agent.cgroup_roots() {
-        assert!(child_cgroups(&root).is_empty(), "container cgroup left under {}", root.display());
+        assert!(
+            child_cgroups(&root).is_empty(),
+            "container cgroup left under {}",
+            root.display()
+        );
     }
     // The next start registers under the same id with no tasks; the master
     // reconciles the task it knew and the agent reports it lost.

@@ -2,6 +2,9 @@
 //! first agent runs tasks and checkpoints, a second one on the same work
 //! directory recovers (no root needed; the real thing is in `recovery.rs`).
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};
@@ -83,7 +86,10 @@ async fn checkpoint_is_written_for_checkpointing_frameworks_only() {
     let latest = work
         .meta_executor_dir(AGENT, FRAMEWORK, "t1")
         .join("runs/latest");
-    assert_eq!(std::fs::read_link(latest).unwrap().to_str(), Some(&*container));
+    assert_eq!(
+        std::fs::read_link(latest).unwrap().to_str(),
+        Some(&*container)
+    );
     assert_eq!(
         std::fs::read_to_string(work.forked_pid_file(ids(&container))).unwrap(),
         "4242"
@@ -94,7 +100,10 @@ async fn checkpoint_is_written_for_checkpointing_frameworks_only() {
     other.run_command_task_for(Harness::framework(false), "t9", "sleep 600");
     settle().await;
     let work = WorkDir::new(other.work_dir.path());
-    assert!(work.agent_info_file(AGENT).exists(), "the agent is always checkpointed");
+    assert!(
+        work.agent_info_file(AGENT).exists(),
+        "the agent is always checkpointed"
+    );
     assert!(
         !work.meta_agent_dir(AGENT).join("frameworks").exists(),
         "nothing of a framework without checkpoint: true"
@@ -114,7 +123,10 @@ async fn restarted_agent_takes_its_executor_back_and_replays_unacknowledged_upda
         }]
     );
     assert_eq!(h2.slave.lock().state(), SlaveState::Recovering);
-    assert!(h2.containers.launches.lock().unwrap().is_empty(), "nothing relaunched");
+    assert!(
+        h2.containers.launches.lock().unwrap().is_empty(),
+        "nothing relaunched"
+    );
 
     // The executor comes back with an update it produced while the agent
     // was down.
@@ -127,7 +139,10 @@ async fn restarted_agent_takes_its_executor_back_and_replays_unacknowledged_upda
     let mut stream = h2.try_subscribe("t1", while_down).unwrap();
     let sent = events(&mut stream);
     assert_eq!(sent[0]["type"], "SUBSCRIBED");
-    assert_eq!(sent[1]["type"], "ACKNOWLEDGED", "checkpointed, so acknowledged");
+    assert_eq!(
+        sent[1]["type"], "ACKNOWLEDGED",
+        "checkpointed, so acknowledged"
+    );
 
     // Every expected executor is back: recovery ends, the agent
     // re-registers under the same id with the task's latest state.
@@ -175,7 +190,10 @@ async fn executor_that_does_not_resubscribe_is_destroyed_and_its_tasks_lost() {
     let lost = h2.outbox.updates();
     assert_eq!(lost.len(), 1);
     assert_eq!(state_of(&lost[0]), TaskState::TaskLost);
-    assert_eq!(lost[0].reason, Some(Reason::ExecutorReregistrationTimeout as i32));
+    assert_eq!(
+        lost[0].reason,
+        Some(Reason::ExecutorReregistrationTimeout as i32)
+    );
     assert_eq!(lost[0].source, Some(Source::Agent as i32));
     assert_eq!(
         lost[0].message.as_deref(),
@@ -238,8 +256,8 @@ async fn after_a_reboot_nothing_is_reattached() {
 async fn executor_calls_get_503_until_containers_are_recovered() {
     let (h, container) = first_run(true).await;
     let h2 = h.restart(&[]);
-    let state = mesos_slave::state::recover(&WorkDir::new(h.work_dir.path()), true, Some("b"))
-        .unwrap();
+    let state =
+        mesos_slave::state::recover(&WorkDir::new(h.work_dir.path()), true, Some("b")).unwrap();
     h2.slave.lock().begin_recovery(state).unwrap();
     assert!(matches!(
         h2.try_subscribe("t1", call::Subscribe::default()),
@@ -311,7 +329,11 @@ async fn acknowledged_terminal_updates_are_not_sent_again() {
     let sent = events(&mut stream);
     assert_eq!(sent[1]["type"], "ACKNOWLEDGED");
     let reregistration = reregister(&h2);
-    assert!(reregistration.tasks.is_empty(), "{:?}", reregistration.tasks);
+    assert!(
+        reregistration.tasks.is_empty(),
+        "{:?}",
+        reregistration.tasks
+    );
     assert!(h2.outbox.updates().is_empty(), "nothing to resend");
 }
 
@@ -328,7 +350,10 @@ async fn cleanup_kills_the_old_executors_forgets_them_and_shuts_down() {
     assert_eq!(h2.slave.lock().state(), SlaveState::Terminating);
     let work = WorkDir::new(h.work_dir.path());
     assert!(!work.meta_agent_dir(AGENT).join("frameworks").exists());
-    assert!(work.agent_info_file(AGENT).exists(), "the agent keeps its id");
+    assert!(
+        work.agent_info_file(AGENT).exists(),
+        "the agent keeps its id"
+    );
     assert!(h2.outbox.sent.lock().unwrap().is_empty(), "no registration");
 
     // The next start recovers the agent and nothing else.

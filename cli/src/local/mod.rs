@@ -30,7 +30,8 @@ use workload::{LocalScheduler, Results, SampleTask};
 )]
 pub struct Flags {
     /// How many agents to start.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    #[arg(long = "num_agents", alias = "num-agents", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
     pub num_agents: u16,
     /// How many sample tasks to run (they cycle through hello, cpu-limited, memory-hog).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=300))]
@@ -49,7 +50,7 @@ pub struct Flags {
     pub keep_running: bool,
     /// Directory with mesos-master, mesos-agent, mesos-executor and
     /// mesos-containerizer (default: next to this binary).
-    #[arg(long)]
+    #[arg(long = "bin_dir", alias = "bin-dir")]
     pub bin_dir: Option<PathBuf>,
     /// Give up on the workload after this many seconds.
     #[arg(long, default_value_t = 120)]

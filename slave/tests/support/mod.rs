@@ -37,6 +37,7 @@ pub mod http;
 pub mod master;
 pub mod process;
 pub mod scheduler;
+pub mod sdk;
 
 pub const FRAMEWORK: &str = "fw-1";
 pub const AGENT: &str = "agent-S0";

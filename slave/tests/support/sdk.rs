@@ -23,7 +23,7 @@ pub enum Seen {
     /// OFFERS.
     Offers(Vec<Offer>),
     /// UPDATE.
-    Update(TaskStatus),
+    Update(Box<TaskStatus>),
     /// FAILURE with an executor id.
     ExecutorLost {
         executor_id: ExecutorId,
@@ -60,7 +60,7 @@ impl Scheduler for Forwarder {
         if self.implicit_acks && status.uuid.is_some() {
             self.counts.acknowledged.fetch_add(1, Ordering::SeqCst);
         }
-        let _ = self.events.send(Seen::Update(status));
+        let _ = self.events.send(Seen::Update(Box::new(status)));
     }
 
     fn executor_lost(
@@ -171,7 +171,7 @@ impl Framework {
     /// The next update (of any task).
     pub async fn update(&mut self, timeout: Duration) -> Option<TaskStatus> {
         self.next(timeout, |e| match e {
-            Seen::Update(status) => Some(status.clone()),
+            Seen::Update(status) => Some(status.as_ref().clone()),
             _ => None,
         })
         .await
@@ -192,10 +192,10 @@ impl Framework {
             refuse_seconds: Some(1.0),
         };
         self.driver
-            .launch_tasks(vec![offer.id.clone()], tasks, Some(filters.clone()))
+            .launch_tasks(vec![offer.id.clone()], tasks, Some(filters))
             .expect("launch");
         for other in &offers[1..] {
-            let _ = self.driver.decline_offer(other.id.clone(), Some(filters.clone()));
+            let _ = self.driver.decline_offer(other.id.clone(), Some(filters));
         }
         offer.agent_id
     }
@@ -213,7 +213,10 @@ pub fn command_task(id: &str, command: &str, cpus: f64, mem: f64) -> TaskInfo {
     TaskInfo {
         name: id.into(),
         task_id: TaskId { value: id.into() },
-        resources: vec![resources::scalar("cpus", cpus), resources::scalar("mem", mem)],
+        resources: vec![
+            resources::scalar("cpus", cpus),
+            resources::scalar("mem", mem),
+        ],
         command: Some(CommandInfo {
             value: Some(command.into()),
             shell: Some(true),
@@ -228,11 +231,17 @@ pub fn custom_executor_task(id: &str, binary: &std::path::Path) -> TaskInfo {
     TaskInfo {
         name: id.into(),
         task_id: TaskId { value: id.into() },
-        resources: vec![resources::scalar("cpus", 0.05), resources::scalar("mem", 16.0)],
+        resources: vec![
+            resources::scalar("cpus", 0.05),
+            resources::scalar("mem", 16.0),
+        ],
         executor: Some(ExecutorInfo {
             executor_id: ExecutorId { value: id.into() },
             name: Some(format!("sleepy executor for {id}")),
-            resources: vec![resources::scalar("cpus", 0.05), resources::scalar("mem", 32.0)],
+            resources: vec![
+                resources::scalar("cpus", 0.05),
+                resources::scalar("mem", 32.0),
+            ],
             command: Some(CommandInfo {
                 value: Some(binary.display().to_string()),
                 shell: Some(false),
