@@ -347,15 +347,6 @@ async fn pids_max_caps_forks() {
     let _ = reaper.join().expect("reaper");
 }
 
-/// The `max` counter of `pids.events`: forks refused by `pids.max`.
-fn refused_forks(events: &str) -> u64 {
-    events
-        .lines()
-        .find_map(|l| l.strip_prefix("max "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn recover_destroys_orphans_and_their_processes() {
     if !gate("recover_destroys_orphans_and_their_processes") {

@@ -48,9 +48,11 @@
 //! `--isolation=cgroups/cpu,cgroups/mem` under a unique `--cgroups_root`,
 //! removed afterwards. Scenarios: tasks on both agents from a framework on a
 //! third host; agent loss (TASK_LOST, or TASK_UNREACHABLE for a
-//! PARTITION_AWARE framework; offers rescinded); the agent's return (it
+//! PARTITION_AWARE framework; offers rescinded, the other agent untouched);
+//! the agent's return after a short (3 s) and a long (12 s) cut (it
 //! re-registers under its id and its task is reported running again, as in
-//! Mesos 1.11).
+//! Mesos 1.11). The whole file takes about 15–20 s once the binaries are
+//! built; each scenario is bounded at 2 minutes.
 //!
 //! To look at a lab by hand while a test runs: `ip netns list`, then e.g.
 //! `ip netns exec mesos-lab-<tag>-master curl -s 10.244.77.10:5050/state`.

@@ -146,18 +146,32 @@ impl Lab {
     /// with addresses `10.244.77.10`, `.11`, … in that order, loopback up.
     /// Also removes what earlier labs of dead processes left behind.
     pub fn new(names: &[&str]) -> Result<Lab, NetnsError> {
+        let mut lab = Lab::plan(names)?;
+        // Dropping a lab takes IP_LOCK too: release it before a failed lab
+        // is dropped (and torn down).
+        let built = {
+            let _serial = IP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+            lab.check_subnet_free().and_then(|()| {
+                lab.sweep_stale();
+                lab.build()
+            })
+        };
+        built.map(|()| lab)
+    }
+
+    /// Names and addresses; nothing created yet.
+    fn plan(names: &[&str]) -> Result<Lab, NetnsError> {
         validate_names(names)?;
-        let _serial = IP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
         let root = Arc::new(open_netns("/proc/thread-self/ns/net")?);
         let tag = format!(
             "{:x}x{:x}",
             std::process::id(),
             NEXT_LAB.fetch_add(1, Ordering::Relaxed)
         );
+        let [a, b, c, _] = SUBNET.octets();
         let mut hosts = Vec::with_capacity(names.len());
         for (index, name) in names.iter().enumerate() {
             let octet = FIRST_HOST_OCTET + u8::try_from(index).expect("at most MAX_HOSTS hosts");
-            let [a, b, c, _] = SUBNET.octets();
             hosts.push(Host {
                 name: (*name).to_string(),
                 netns: format!("{NETNS_PREFIX}{tag}-{name}"),
@@ -166,18 +180,16 @@ impl Lab {
                 handle: None,
             });
         }
-        let lab = Lab {
+        Ok(Lab {
             bridge: checked_ifname(format!("{BRIDGE_PREFIX}{tag}"))?,
             hosts,
             root,
-        };
-        lab.check_subnet_free()?;
-        lab.sweep_stale();
-        // From here on, dropping `lab` removes whatever was created.
-        lab.build()
+        })
     }
 
-    fn build(mut self) -> Result<Lab, NetnsError> {
+    /// Creates the bridge and the hosts. On failure, dropping the lab
+    /// removes what was created.
+    fn build(&mut self) -> Result<(), NetnsError> {
         let bridge = self.bridge.clone();
         self.ip(&["link", "add", &bridge, "type", "bridge"])?;
         // No IPv6 link-local address: no router solicitations or DAD on the
@@ -187,7 +199,7 @@ impl Lab {
         for index in 0..self.hosts.len() {
             self.add_host(index)?;
         }
-        Ok(self)
+        Ok(())
     }
 
     fn add_host(&mut self, index: usize) -> Result<(), NetnsError> {
@@ -526,6 +538,47 @@ mod tests {
             checked_ifname("mlv400000x1000h9".into()),
             Err(NetnsError::NameTooLong(_))
         ));
+    }
+
+    #[test]
+    fn a_lab_that_fails_half_way_is_removed() {
+        if let Some(reason) = unavailable() {
+            eprintln!("skipping: {reason}");
+            return;
+        }
+        // Occupy the namespace name the next lab's host will want. No other
+        // test of this binary builds labs, so the counter is ours.
+        let next = NEXT_LAB.load(Ordering::Relaxed);
+        let taken = format!("{NETNS_PREFIX}{:x}x{next:x}-a", std::process::id());
+        let status = Command::new(ip_program())
+            .args(["netns", "add", &taken])
+            .status()
+            .expect("run ip");
+        assert!(status.success());
+        // On another thread: a deadlock in the failure path must fail the
+        // test, not hang it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = Lab::new(&["a"]).map(|lab| lab.bridge.clone());
+            let _ = tx.send(result);
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("Lab::new returns");
+        // Normally already gone: the failed lab's teardown removes it.
+        let _ = Command::new(ip_program())
+            .args(["netns", "del", &taken])
+            .output();
+        assert!(
+            matches!(&result, Err(NetnsError::Ip { args, .. }) if args.contains(&taken)),
+            "{result:?}"
+        );
+        let bridge = format!("{BRIDGE_PREFIX}{:x}x{next:x}", std::process::id());
+        let shown = Command::new(ip_program())
+            .args(["link", "show", "dev", &bridge])
+            .output()
+            .expect("run ip");
+        assert!(!shown.status.success(), "bridge {bridge} was left behind");
     }
 
     #[test]

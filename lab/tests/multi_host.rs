@@ -329,6 +329,18 @@ fn lab_hosts_talk_over_the_bridge_and_a_cut_isolates_one() {
         })
         .expect("enter host b")
     };
+    // Right after the link returns, b's ARP entry for a may still be in
+    // FAILED state from the cut: allow for a few ARP/SYN retries.
+    let reaches = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match connect() {
+                Ok(_) => return Ok(()),
+                Err(error) if Instant::now() >= deadline => return Err(error),
+                Err(_) => {}
+            }
+        }
+    };
     assert!(connect().is_ok(), "b reaches a over the bridge");
     let machine_addresses = std::process::Command::new(netns::ip_program())
         .args(["-4", "-o", "addr", "show", "to", &format!("{SUBNET}/24")])
@@ -347,7 +359,8 @@ fn lab_hosts_talk_over_the_bridge_and_a_cut_isolates_one() {
         "a cut host neither answers nor refuses: {cut:?}"
     );
     lab.link_up("a").expect("reconnect a");
-    assert!(connect().is_ok(), "b reaches a again");
+    let again = reaches();
+    assert!(again.is_ok(), "b reaches a again: {again:?}");
 
     drop(listener);
     lab.teardown().expect("tear down");

@@ -426,8 +426,18 @@ pub fn metrics(slave: &Slave) -> BTreeMap<String, f64> {
     m
 }
 
-async fn state(State(slave): State<SlaveHandle>) -> Json<Value> {
-    Json(state_json(&slave.lock()))
+/// `/state`; 503 while the agent recovers, as Mesos (its frameworks and
+/// tasks are not all known yet, and a partial view looks like lost tasks).
+async fn state(State(slave): State<SlaveHandle>) -> axum::response::Response {
+    let slave = slave.lock();
+    if slave.state() == SlaveState::Recovering {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent has not finished recovery",
+        )
+            .into_response();
+    }
+    Json(state_json(&slave)).into_response()
 }
 
 async fn flags(State(slave): State<SlaveHandle>) -> Json<Value> {

@@ -419,7 +419,15 @@ mod tests {
         let termination = second.wait(&spec.container_id).await;
         assert!(termination.is_err(), "destroyed containers are forgotten");
         // (Both launchers live in this test process, so either may reap it.)
-        first.wait(&spec.container_id).await.unwrap();
+        let seen = first.wait(&spec.container_id).await;
+        assert!(seen.is_ok(), "{seen:?}");
+        // The shell's child may linger a moment as a zombie.
+        for _ in 0..100 {
+            if session_processes(launched.pid).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert!(
             session_processes(launched.pid).is_empty(),
             "the executor is gone"

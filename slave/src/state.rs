@@ -9,12 +9,15 @@
 //! |---|---|---|
 //! | `meta/boot_id` | not rebooted | warning; not rebooted |
 //! | `meta/slaves/latest` | fresh agent | error |
-//! | `slave.info` | agent id kept, nothing else recovered | error* |
+//! | `slave.info` | nothing recovered: the agent registers anew | error* |
 //! | `framework.info`, `framework.pid` | framework's executors not recovered | error* |
 //! | `executor.info` | executor not recovered | error* |
 //! | `forked.pid` | executor recovered without a pid (its container is not re-adopted) | error* (a non-number always) |
 //! | `task.info` | task not recovered | error* |
 //! | `task.updates` | task recovered with no updates | a torn last record is cut off; other damage is an error* |
+//!
+//! What is not recovered is unknown to the containerizer too: its container
+//! is destroyed as an orphan.
 //!
 //! Empty files are what a hard reboot leaves when it comes between a file's
 //! creation and the sync of its data, so they are tolerated. *With

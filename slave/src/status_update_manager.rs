@@ -91,19 +91,10 @@ pub fn update_uuid(update: &StatusUpdate) -> Option<&[u8]> {
         .filter(|uuid| uuid.len() == 16)
 }
 
-/// Whether a state is terminal for the status update stream.
+/// Whether a state is terminal for the status update stream (Mesos's
+/// `protobuf::isTerminalState`, shared as [`TaskState::is_terminal`]).
 pub fn is_terminal(state: i32) -> bool {
-    matches!(
-        TaskState::try_from(state),
-        Ok(TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator)
-    )
+    TaskState::try_from(state).is_ok_and(TaskState::is_terminal)
 }
 
 /// The per-task `task.updates` file: stout `protobuf::write` framing, i.e.

@@ -259,6 +259,8 @@ async fn executor_calls_get_503_until_containers_are_recovered() {
     let state =
         mesos_slave::state::recover(&WorkDir::new(h.work_dir.path()), true, Some("b")).unwrap();
     h2.slave.lock().begin_recovery(state).unwrap();
+    let address = h2.serve().await;
+    assert_eq!(support::http::get(address, "/state").await.status, 503);
     assert!(matches!(
         h2.try_subscribe("t1", call::Subscribe::default()),
         Err(ExecutorCallError::Unavailable(_))
@@ -285,6 +287,11 @@ async fn executor_calls_get_503_until_containers_are_recovered() {
         Err(ExecutorCallError::Forbidden(_))
     ));
     assert!(h2.try_subscribe("t1", call::Subscribe::default()).is_ok());
+    assert_eq!(
+        support::http::get(address, "/state").await.status,
+        200,
+        "recovery is over once the executor is back"
+    );
 }
 
 #[tokio::test]

@@ -314,7 +314,11 @@ fn agent_moves_to_its_leaf_and_controllers_are_enabled_on_the_way_down() {
     let base = at(host.path(), "system.slice/agent.service");
     // A delegated unit: the agent is alone in its cgroup.
     fs::create_dir_all(&base).unwrap();
-    fs::write(base.join("cgroup.procs"), format!("{}\n", std::process::id())).unwrap();
+    fs::write(
+        base.join("cgroup.procs"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
     let isolator = host.isolator(host.config(), "cgroups/cpu,cgroups/mem");
     let root = base.join("mesos");
     assert_eq!(isolator.roots(), vec![root.clone()]);
@@ -373,7 +377,11 @@ fn a_shared_cgroup_sends_containers_to_the_cgroup2_root() {
     let host = FakeHost::unified("cpu memory pids", "/system.slice/ssh.service");
     let own = at(host.path(), "system.slice/ssh.service");
     fs::create_dir_all(&own).unwrap();
-    fs::write(own.join("cgroup.procs"), format!("1234\n{}\n", std::process::id())).unwrap();
+    fs::write(
+        own.join("cgroup.procs"),
+        format!("1234\n{}\n", std::process::id()),
+    )
+    .unwrap();
     let isolator = host.isolator(host.config(), "cgroups/cpu,cgroups/mem");
     assert_eq!(isolator.roots(), vec![at(host.path(), "mesos")]);
 }

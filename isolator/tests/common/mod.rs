@@ -250,3 +250,13 @@ pub fn read(path: &Path) -> String {
         .trim()
         .to_owned()
 }
+
+/// The `max` counter of `pids.events` (same on v1 and v2): forks refused by
+/// `pids.max`.
+pub fn refused_forks(events: &str) -> u64 {
+    events
+        .lines()
+        .find_map(|l| l.strip_prefix("max "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -130,8 +130,8 @@ impl Framework {
         framework
     }
 
-    /// A position in the event history: waits `since` it see only later
-    /// events.
+    /// A position in the event history: a wait `since` it only looks at
+    /// later events.
     pub fn mark(&self) -> usize {
         self.seen.len()
     }
