@@ -282,7 +282,8 @@ summarize() { # TESTS-FILE LOG QEMU-STATUS
     /@@DONE@@/ { done = 1 }
     /@@GUEST-ERROR/ { notes[++nn] = $0 }
     current != "" && /^test result: / {
-      for (i = 1; i <= NF; i++) {
+      # i < NF: gsub on $(NF + 1) would create that field, grow NF and never end.
+      for (i = 1; i < NF; i++) {
         gsub(/;/, "", $(i + 1))
         if ($(i + 1) == "passed") passed[current] += $i
         if ($(i + 1) == "failed") failed[current] += $i

@@ -74,8 +74,9 @@ stage_busybox() { # ROOT
 # Minimal /etc so that getpwuid, getent hosts and friends find root and localhost.
 stage_etc() { # ROOT
   local root=$1
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-  echo 'root:x:0:' >"$root/etc/group"
+  # root, and Debian's nobody/nogroup for tests that run tasks as a non-root user.
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/sh' >"$root/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
   printf '127.0.0.1\tlocalhost v2-guest\n::1\tlocalhost ip6-localhost\n' >"$root/etc/hosts"
   echo 'hosts: files' >"$root/etc/nsswitch.conf"
   echo v2-guest >"$root/etc/hostname"

@@ -1795,20 +1795,23 @@ impl Slave {
                 self.counters.invalid_status_updates += 1;
                 return;
             }
-            // The scheduler already acknowledged this task's terminal update
-            // (e.g. an executor resending it after an agent restart):
-            // acknowledge again, send nothing.
-            if matches!(origin, UpdateOrigin::Executor)
-                && executor
+            // An update the agent already has (an executor resending what it
+            // did not see acknowledged, e.g. after an agent restart), or one
+            // for a task whose terminal update the scheduler acknowledged:
+            // acknowledge again, record and send nothing.
+            let uuid = update.status.uuid.as_deref().unwrap_or_default();
+            let repeat = self.sum.has_seen(&framework_id, &task_id, uuid)
+                || executor
                     .completed
                     .iter()
-                    .any(|t| t.task_id.value == task_id)
-            {
+                    .any(|t| t.task_id.value == task_id);
+            if matches!(origin, UpdateOrigin::Executor) && repeat {
+                tracing::info!(task = %task_id, "acknowledging a status update received before");
                 if let Some(stream) = &executor.stream {
                     let mut ack = new_event(event::Type::Acknowledged);
                     ack.acknowledged = Some(event::Acknowledged {
                         task_id: update.status.task_id.clone(),
-                        uuid: update.status.uuid.clone().unwrap_or_default(),
+                        uuid: uuid.to_vec(),
                     });
                     stream.send(&ack);
                 }

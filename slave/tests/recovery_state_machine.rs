@@ -129,20 +129,29 @@ async fn restarted_agent_takes_its_executor_back_and_replays_unacknowledged_upda
     );
 
     // The executor comes back with an update it produced while the agent
-    // was down.
+    // was down, and one the dead agent had checkpointed but not yet
+    // acknowledged to it.
     let while_down = call::Subscribe {
         unacknowledged_tasks: Vec::new(),
-        unacknowledged_updates: vec![call::Update {
-            status: Harness::executor_status("t1", TaskState::TaskFinished, 2),
-        }],
+        unacknowledged_updates: vec![
+            call::Update {
+                status: Harness::executor_status("t1", TaskState::TaskRunning, 1),
+            },
+            call::Update {
+                status: Harness::executor_status("t1", TaskState::TaskFinished, 2),
+            },
+        ],
     };
     let mut stream = h2.try_subscribe("t1", while_down).unwrap();
     let sent = events(&mut stream);
-    assert_eq!(sent[0]["type"], "SUBSCRIBED");
+    let kinds: Vec<&str> = sent.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["SUBSCRIBED", "ACKNOWLEDGED", "ACKNOWLEDGED"]);
+    let metrics = mesos_slave::http::metrics(&h2.slave.lock());
     assert_eq!(
-        sent[1]["type"], "ACKNOWLEDGED",
-        "checkpointed, so acknowledged"
+        metrics["slave/valid_status_updates"], 1.0,
+        "the repeat is not counted"
     );
+    assert_eq!(metrics["slave/tasks_finished"], 1.0);
 
     // Every expected executor is back: recovery ends, the agent
     // re-registers under the same id with the task's latest state.
@@ -151,6 +160,15 @@ async fn restarted_agent_takes_its_executor_back_and_replays_unacknowledged_upda
     assert_eq!(reregistration.tasks.len(), 1);
     let task = &reregistration.tasks[0];
     assert_eq!(task.state, TaskState::TaskFinished as i32);
+    let statuses: Vec<i32> = task.statuses.iter().map(|s| s.state).collect();
+    assert_eq!(
+        statuses,
+        [
+            TaskState::TaskRunning as i32,
+            TaskState::TaskFinished as i32
+        ],
+        "no status recorded twice"
+    );
     assert_eq!(
         task.status_update_state,
         Some(TaskState::TaskRunning as i32),

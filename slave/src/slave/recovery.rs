@@ -18,7 +18,7 @@
 //!    gone (exited while the agent was down, or after a reboot) end their
 //!    tasks TASK_FAILED with REASON_EXECUTOR_TERMINATED ("Abnormal executor
 //!    termination").
-//! 4. [`Slave::finish_recovery`]: the boot id is checkpointed and the agent
+//! 4. `Slave::finish_recovery`: the boot id is checkpointed and the agent
 //!    re-registers with the master with every task. Recovery ends as soon
 //!    as no recovered executor is still expected (Mesos always waits for the
 //!    whole timeout; MESOS-7539 proposed ending early).
