@@ -93,6 +93,30 @@ impl Agent {
 }
 
 impl Master {
+    /// Tells every connected framework that an agent is lost (a FAILURE
+    /// event without an executor id, as Mesos's `slaveLost`).
+    pub(crate) fn broadcast_agent_lost(&mut self, agent_id: &str) {
+        let failure = Event {
+            r#type: Some(event::Type::Failure as i32),
+            failure: Some(event::Failure {
+                agent_id: Some(AgentId {
+                    value: agent_id.to_string(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let connected: Vec<String> = self
+            .frameworks
+            .iter()
+            .filter(|(_, f)| f.connected())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for framework_id in connected {
+            self.send_event(&framework_id, &failure);
+        }
+    }
+
     pub(crate) fn connection(&self) -> MasterSlaveConnection {
         MasterSlaveConnection {
             total_ping_timeout_seconds: Some(
@@ -377,25 +401,7 @@ impl Master {
                 }
             }
         }
-        let failure = Event {
-            r#type: Some(event::Type::Failure as i32),
-            failure: Some(event::Failure {
-                agent_id: Some(AgentId {
-                    value: agent_id.to_string(),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let connected: Vec<String> = self
-            .frameworks
-            .iter()
-            .filter(|(_, f)| f.connected())
-            .map(|(id, _)| id.clone())
-            .collect();
-        for framework_id in connected {
-            self.send_event(&framework_id, &failure);
-        }
+        self.broadcast_agent_lost(agent_id);
     }
 
     /// `ExitedExecutorMessage`: the executor's resources come back and its

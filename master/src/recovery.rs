@@ -23,9 +23,6 @@
 
 use std::sync::atomic::Ordering;
 
-use mesos_proto::v1::scheduler::{event, Event};
-use mesos_proto::v1::AgentId;
-
 use crate::flags::format_duration;
 use crate::master::{Command, Master, MasterError};
 use crate::registry::{Registry, RegistryError};
@@ -142,24 +139,6 @@ impl Master {
     /// frameworks that are not PARTITION_AWARE).
     pub(crate) fn recovered_agent_lost(&mut self, agent_id: &str) {
         self.recovered_agents.remove(agent_id);
-        let failure = Event {
-            r#type: Some(event::Type::Failure as i32),
-            failure: Some(event::Failure {
-                agent_id: Some(AgentId {
-                    value: agent_id.to_string(),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let connected: Vec<String> = self
-            .frameworks
-            .iter()
-            .filter(|(_, f)| f.connected())
-            .map(|(id, _)| id.clone())
-            .collect();
-        for framework_id in connected {
-            self.send_event(&framework_id, &failure);
-        }
+        self.broadcast_agent_lost(agent_id);
     }
 }
