@@ -326,53 +326,15 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
 /// Parses a stout `Duration`: a number followed by `ns`, `us`, `ms`, `secs`,
 /// `mins`, `hrs`, `days` or `weeks`, e.g. `1secs`, `500ms`, `1.5mins`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("missing unit in '{value}' (e.g. 1secs, 500ms)"))?;
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number.parse().map_err(|_| {
-        format!("invalid duration '{value}': expected a number and a unit, e.g. 1secs or 500ms")
-    })?;
-    let seconds_per_unit = match unit {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "secs" => 1.0,
-        "mins" => 60.0,
-        "hrs" => 3600.0,
-        "days" => 86400.0,
-        "weeks" => 604800.0,
-        _ => {
-            return Err(format!(
-                "unknown unit '{unit}' in '{value}' (use ns, us, ms, secs, mins, hrs, days, weeks)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|e| format!("'{value}': {e}"))
+    mesos_proto::duration::parse(value).map_err(|e| e.to_string())
 }
 
 /// Formats a duration the way stout prints it (`1secs`, `500ms`).
 pub fn format_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    let units: [(u128, &str); 7] = [
-        (604_800_000_000_000, "weeks"),
-        (86_400_000_000_000, "days"),
-        (3_600_000_000_000, "hrs"),
-        (60_000_000_000, "mins"),
-        (1_000_000_000, "secs"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-    ];
-    for (size, unit) in units {
-        if nanos >= size {
-            let value = nanos as f64 / size as f64;
-            return format!("{}{unit}", trim_float(value));
-        }
-    }
-    format!("{nanos}ns")
+    mesos_proto::duration::format(d)
 }
 
+/// A number with up to six decimals and no trailing zeros (`0.5`, `100`).
 fn trim_float(value: f64) -> String {
     let text = format!("{value:.6}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -26,7 +26,7 @@ pub enum DurationError {
     #[error("invalid duration '{0}': expected a number followed by a unit (ns, us, ms, secs, mins, hrs, days, weeks), e.g. 10secs")]
     BadNumber(String),
     /// A number without a unit, or a unit stout does not know (`10`, `10s`).
-    #[error("invalid duration '{text}': unknown unit '{unit}' (use ns, us, ms, secs, mins, hrs, days or weeks)")]
+    #[error("invalid duration '{text}': {} (use ns, us, ms, secs, mins, hrs, days or weeks, e.g. 10secs)", unit_problem(unit))]
     UnknownUnit {
         /// The whole input.
         text: String,
@@ -36,6 +36,14 @@ pub enum DurationError {
     /// More than `Duration` can hold.
     #[error("invalid duration '{0}': out of range")]
     OutOfRange(String),
+}
+
+fn unit_problem(unit: &str) -> String {
+    if unit.is_empty() {
+        "missing unit".to_owned()
+    } else {
+        format!("unknown unit '{unit}'")
+    }
 }
 
 /// Parses a stout duration: a non-negative decimal number immediately

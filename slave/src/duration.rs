@@ -1,45 +1,23 @@
-//! Durations in stout's text form (`5secs`, `1mins`, `500ms`, `1.5hrs`), the
-//! form Mesos uses for every duration flag and for environment variables such
-//! as `MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD` that executors parse back.
+//! `StoutDuration`, the type of the agent's duration flags (`--gc_delay=1weeks`):
+//! stout's text form, parsed and printed by the shared `mesos_proto::duration`.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Units accepted by stout's `Duration::parse`, with their length in ns.
-const UNITS: [(&str, f64); 8] = [
-    ("ns", 1.0),
-    ("us", 1e3),
-    ("ms", 1e6),
-    ("secs", 1e9),
-    ("mins", 60e9),
-    ("hrs", 3_600e9),
-    ("days", 86_400e9),
-    ("weeks", 604_800e9),
-];
+pub use mesos_proto::duration::DurationError;
 
-/// Why a duration string was rejected.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DurationError {
-    /// No leading number, e.g. `secs` or `-5secs`.
-    #[error("invalid duration '{0}': expected a number followed by a unit (ns, us, ms, secs, mins, hrs, days, weeks)")]
-    NoNumber(String),
-    /// The unit is not one of stout's.
-    #[error("invalid duration '{0}': unknown unit '{1}' (use ns, us, ms, secs, mins, hrs, days or weeks)")]
-    UnknownUnit(String, String),
-}
-
-/// A duration that parses and prints like stout's `Duration`.
+/// A duration flag value; prints the way stout does (`5secs`, `1.5mins`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct StoutDuration(pub Duration);
 
 impl StoutDuration {
-    /// Builds one from whole seconds.
+    /// `secs` seconds.
     pub const fn from_secs(secs: u64) -> Self {
         Self(Duration::from_secs(secs))
     }
 
-    /// The wrapped std duration.
+    /// The duration.
     pub const fn get(self) -> Duration {
         self.0
     }
@@ -49,40 +27,13 @@ impl FromStr for StoutDuration {
     type Err = DurationError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(trimmed.len());
-        let (number, unit) = trimmed.split_at(split);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| DurationError::NoNumber(text.to_string()))?;
-        let scale = UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, ns)| *ns)
-            .ok_or_else(|| DurationError::UnknownUnit(text.to_string(), unit.to_string()))?;
-        let nanos = value * scale;
-        if !nanos.is_finite() || nanos > u64::MAX as f64 {
-            return Err(DurationError::NoNumber(text.to_string()));
-        }
-        Ok(Self(Duration::from_nanos(nanos as u64)))
+        mesos_proto::duration::parse(text).map(Self)
     }
 }
 
 impl fmt::Display for StoutDuration {
-    /// Like stout: the largest unit the duration reaches, so 5 s is `5secs`
-    /// and 90 s is `1.5mins`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = self.0.as_nanos() as f64;
-        let (unit, scale) = UNITS
-            .iter()
-            .rev()
-            .find(|(_, scale)| nanos >= *scale)
-            .copied()
-            .unwrap_or(UNITS[0]);
-        let value = nanos / scale;
-        write!(f, "{value}{unit}")
+        f.write_str(&mesos_proto::duration::format(self.0))
     }
 }
 
@@ -109,10 +60,12 @@ mod tests {
 
     #[test]
     fn rejects_unknown_units_and_missing_numbers() {
-        assert!(matches!(parse("5s"), Err(DurationError::UnknownUnit(_, u)) if u == "s"));
-        assert!(matches!(parse("5"), Err(DurationError::UnknownUnit(_, u)) if u.is_empty()));
-        assert!(matches!(parse("secs"), Err(DurationError::NoNumber(_))));
-        assert!(matches!(parse("-5secs"), Err(DurationError::NoNumber(_))));
+        assert!(matches!(parse("5s"), Err(DurationError::UnknownUnit { unit, .. }) if unit == "s"));
+        assert!(
+            matches!(parse("5"), Err(DurationError::UnknownUnit { unit, .. }) if unit.is_empty())
+        );
+        assert!(matches!(parse("secs"), Err(DurationError::BadNumber(_))));
+        assert!(matches!(parse("-5secs"), Err(DurationError::BadNumber(_))));
     }
 
     #[test]
