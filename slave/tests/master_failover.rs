@@ -108,6 +108,24 @@ async fn master_knows(master: &MasterProcess, id: &str, timeout: Duration) -> Op
     None
 }
 
+/// The `tasks` of framework `id` in the master's `/state` (running ones and
+/// terminal ones not yet acknowledged), by id.
+fn master_tasks(state: &Value, id: &str) -> BTreeMap<String, String> {
+    state["frameworks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["id"] == id)
+        .flat_map(|f| f["tasks"].as_array().into_iter().flatten())
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap_or_default().to_string(),
+                t["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Position of a state in a command task's life; updates of one task must
 /// never go down it.
 fn rank(state: i32) -> u8 {
@@ -253,8 +271,17 @@ async fn tasks_and_updates_survive_kill_9_of_the_master() {
         .count();
     let received_before = framework.counts.received.load(Ordering::SeqCst);
 
+    let tasks_before = master_tasks(&http::get(master.address, "/state").await.json(), &fw);
+
+    // SIGKILL, then a moment down: short tasks finish while no master is
+    // there to take their updates.
+    let _ = master.child.kill();
     let killed = Instant::now();
     updates.after_kill = true;
+    let _ = updates
+        .until(&mut framework, killed + Duration::from_secs(2), |_| false)
+        .await;
+    let while_down = updates.total(true);
     master.restart().await.expect("master restarts");
 
     // Every update eventually arrives: TASK_FINISHED of the short tasks,
@@ -304,18 +331,7 @@ async fn tasks_and_updates_survive_kill_9_of_the_master() {
         }
     }
 
-    let master_tasks: BTreeMap<String, String> = master_state
-        .iter()
-        .flat_map(|s| s["frameworks"].as_array().cloned().unwrap_or_default())
-        .filter(|f| f["id"] == fw.as_str())
-        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap_or_default().to_string(),
-                t["state"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let tasks_after = master_tasks(&master_state.unwrap(), &fw);
     let out_of_order: Vec<(&String, Vec<&str>)> = all
         .iter()
         .filter(|t| !updates.in_order(t))
@@ -335,17 +351,19 @@ async fn tasks_and_updates_survive_kill_9_of_the_master() {
         .count();
 
     eprintln!(
-        "observed: before kill: {} tasks launched, {received_before} updates received, \
-         {finished_before}/{SHORT} short tasks TASK_FINISHED",
-        all.len()
+        "observed: before kill: {} tasks launched, master /state `tasks`: {}, \
+         {received_before} updates received, {finished_before}/{SHORT} short tasks TASK_FINISHED; \
+         {while_down} updates received while the master was down",
+        all.len(),
+        tasks_before.len()
     );
     eprintln!(
         "observed: after restart: all updates in {:.1}s; {finished}/{SHORT} short tasks \
          TASK_FINISHED, {running_reconciled}/{LONG} long tasks TASK_RUNNING on reconciliation; \
-         master /state lists {} non-terminal tasks {:?}",
+         master /state `tasks` after: {} {:?}",
         recovered_after.as_secs_f64(),
-        master_tasks.len(),
-        master_tasks
+        tasks_after.len(),
+        tasks_after
     );
     eprintln!(
         "observed: updates: {} before kill, {} after; framework received {} and acknowledged {}; \
@@ -372,9 +390,9 @@ async fn tasks_and_updates_survive_kill_9_of_the_master() {
     );
     for task in &long {
         assert_eq!(
-            master_tasks.get(task).map(String::as_str),
+            tasks_after.get(task).map(String::as_str),
             Some("TASK_RUNNING"),
-            "the restarted master knows {task}: {master_tasks:?}"
+            "the restarted master knows {task}: {tasks_after:?}"
         );
     }
     assert!(
