@@ -124,7 +124,8 @@ struct Process {
 pub struct LocalCluster {
     master: Process,
     agents: Vec<Process>,
-    cgroups_root: String,
+    /// Prefix of the agents' `--cgroups_root`s, unique per run.
+    cgroups_prefix: String,
     isolation: String,
     dir: tempfile::TempDir,
 }
@@ -144,7 +145,7 @@ impl LocalCluster {
             .prefix(&format!("{}-", config.name))
             .tempdir()
             .map_err(|source| spawn_error("temporary directory", source))?;
-        let cgroups_root = format!("{}-{}", config.name, std::process::id());
+        let cgroups_prefix = format!("{}-{}", config.name, std::process::id());
 
         let master_addr = free_port()?;
         let mut master_args = vec![
@@ -167,7 +168,7 @@ impl LocalCluster {
         let mut cluster = LocalCluster {
             master,
             agents: Vec::new(),
-            cgroups_root,
+            cgroups_prefix,
             isolation: config.isolation.clone(),
             dir,
         };
@@ -249,7 +250,7 @@ impl LocalCluster {
 
     /// Agent `index`'s `--cgroups_root` (agents count from 1).
     pub fn agent_cgroups_root(&self, index: usize) -> String {
-        format!("{}-agent-{index}", self.cgroups_root)
+        format!("{}-agent-{index}", self.cgroups_prefix)
     }
 
     /// The temporary directory holding work dirs and logs.
