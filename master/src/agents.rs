@@ -93,6 +93,12 @@ impl Agent {
 }
 
 impl Master {
+    /// The agent `id` if it is registered and reachable now: messages to a
+    /// disconnected agent would only be dropped.
+    pub(crate) fn connected_agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.get(id).filter(|a| a.connected)
+    }
+
     /// Tells every connected framework that an agent is lost (a FAILURE
     /// event without an executor id, as Mesos's `slaveLost`).
     pub(crate) fn broadcast_agent_lost(&mut self, agent_id: &str) {

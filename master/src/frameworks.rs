@@ -519,11 +519,7 @@ impl Master {
 
     /// SHUTDOWN: asks the agent to shut an executor down.
     pub(crate) fn shutdown_executor(&mut self, framework_id: &str, shutdown: call::Shutdown) {
-        let Some(agent) = self
-            .agents
-            .get(&shutdown.agent_id.value)
-            .filter(|a| a.connected)
-        else {
+        let Some(agent) = self.connected_agent(&shutdown.agent_id.value) else {
             return;
         };
         let message = ShutdownExecutorMessage {
@@ -537,11 +533,7 @@ impl Master {
 
     /// MESSAGE: relayed to the executor through its agent.
     pub(crate) fn framework_message(&mut self, framework_id: &str, message: call::Message) {
-        let Some(agent) = self
-            .agents
-            .get(&message.agent_id.value)
-            .filter(|a| a.connected)
-        else {
+        let Some(agent) = self.connected_agent(&message.agent_id.value) else {
             return;
         };
         let relay = FrameworkToExecutorMessage {

@@ -167,7 +167,7 @@ impl Master {
     /// of that task.
     pub(crate) fn acknowledge(&mut self, framework_id: &str, ack: call::Acknowledge) {
         let agent_id = ack.agent_id.value.clone();
-        let Some(agent) = self.agents.get(&agent_id).filter(|a| a.connected) else {
+        let Some(agent) = self.connected_agent(&agent_id) else {
             tracing::warn!(agent = %agent_id, "cannot relay acknowledgement to unknown or disconnected agent");
             return;
         };
