@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mesos_isolator::{detect_layout, ContainerLimits, Isolator, Layout, LimitationReason};
+use mesos_isolator::{
+    detect_layout, ContainerCgroup, ContainerLimits, Isolator, Layout, LimitationReason,
+};
 
 const ISOLATION: &str = "cgroups/cpu,cgroups/mem";
 
@@ -322,29 +324,8 @@ async fn pids_max_caps_forks() {
     let isolator = TestIsolator::new("cgroups/cpu,cgroups/mem,cgroups/pids", |c| {
         c.pids_max = Some(5)
     });
-    let container = isolator
-        .prepare("pids", &ContainerLimits::new(0.5, 64 * MB))
-        .unwrap();
-    // dash gives up at the first failed fork, so count what the kernel refused too.
-    let mut child = Gated::spawn("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1000 & done; wait");
-    container.attach(child.pid).unwrap();
-    child.release();
-    let pids_dir = dir_with(&container.paths(), "pids.max").expect("pids hierarchy");
-    assert_eq!(read(&pids_dir.join("pids.max")), "5");
-    let refused = || refused_forks(&read(&pids_dir.join("pids.events")));
-    assert!(
-        eventually(Duration::from_secs(5), || refused() > 0),
-        "no fork was refused; pids {:?}",
-        container.pids()
-    );
-    let count = container.pids().unwrap().len();
-    assert!(
-        (4..=5).contains(&count),
-        "{count} processes under pids.max 5"
-    );
-    let reaper = child.reap_in_background();
-    container.destroy().await.unwrap();
-    let _ = reaper.join().expect("reaper");
+    let pids_dir = |c: &ContainerCgroup| dir_with(&c.paths(), "pids.max").expect("pids hierarchy");
+    assert_pids_max_caps_forks(&isolator, pids_dir, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

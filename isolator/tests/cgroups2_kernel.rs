@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mesos_isolator::{detect_layout, ContainerLimits, Layout, LimitationReason};
+use mesos_isolator::{detect_layout, ContainerCgroup, ContainerLimits, Layout, LimitationReason};
 
 const ISOLATION: &str = "cgroups/cpu,cgroups/mem,cgroups/pids";
 
@@ -207,36 +207,9 @@ async fn v2_pids_max_caps_forks() {
         return;
     }
     let isolator = TestIsolator::new(ISOLATION, |c| c.pids_max = Some(5));
-    let container = isolator
-        .prepare("pids", &ContainerLimits::new(0.5, 64 * MB))
-        .unwrap();
-    let mut child = Gated::spawn("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1000 & done; wait");
-    container.attach(child.pid).unwrap();
-    child.release();
-    let cgroup = container.paths()[0].clone();
-    assert_eq!(read(&cgroup.join("pids.max")), "5");
-    // Which cgroup's pids.events counts the refusal changed across kernels
-    // (the forking leaf before 6.2, the limited cgroup after): sum both.
-    let refused = || -> u64 {
-        [cgroup.clone(), cgroup.join("leaf")]
-            .iter()
-            .filter_map(|dir| std::fs::read_to_string(dir.join("pids.events")).ok())
-            .map(|events| refused_forks(&events))
-            .sum()
-    };
-    assert!(
-        eventually(Duration::from_secs(10), || refused() > 0),
-        "no fork was refused; pids {:?}",
-        container.pids()
-    );
-    let count = container.pids().unwrap().len();
-    assert!(
-        (4..=5).contains(&count),
-        "{count} processes under pids.max 5"
-    );
-    let reaper = child.reap_in_background();
-    container.destroy().await.unwrap();
-    let _ = reaper.join().expect("reaper");
+    // On v2 `pids.max` is in the container's cgroup, above its leaf.
+    let limit_dir = |c: &ContainerCgroup| c.paths()[0].clone();
+    assert_pids_max_caps_forks(&isolator, limit_dir, Duration::from_secs(10)).await;
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mesos_isolator::{CgroupsConfig, Isolation, Isolator};
+use mesos_isolator::{CgroupsConfig, ContainerCgroup, ContainerLimits, Isolation, Isolator};
 
 pub const MB: u64 = 1024 * 1024;
 
@@ -259,4 +259,45 @@ pub fn refused_forks(events: &str) -> u64 {
         .find_map(|l| l.strip_prefix("max "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Ten `sleep`s forked in a container under `pids.max` 5 (the isolator must
+/// be built with `pids_max = Some(5)`): the kernel refuses forks and 4–5
+/// processes remain. `limit_dir` is the cgroup holding `pids.max`; refusals
+/// are counted there or in its `leaf` child (v2 kernels before 6.2 count them
+/// in the forking cgroup).
+pub async fn assert_pids_max_caps_forks(
+    isolator: &TestIsolator,
+    limit_dir: impl Fn(&ContainerCgroup) -> PathBuf,
+    refusal_within: Duration,
+) {
+    let container = isolator
+        .prepare("pids", &ContainerLimits::new(0.5, 64 * MB))
+        .expect("prepare");
+    // dash gives up at the first failed fork, so count what the kernel refused too.
+    let mut child = Gated::spawn("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1000 & done; wait");
+    container.attach(child.pid).expect("attach");
+    child.release();
+    let dir = limit_dir(&container);
+    assert_eq!(read(&dir.join("pids.max")), "5");
+    let refused = || -> u64 {
+        [dir.clone(), dir.join("leaf")]
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("pids.events")).ok())
+            .map(|events| refused_forks(&events))
+            .sum()
+    };
+    assert!(
+        eventually(refusal_within, || refused() > 0),
+        "no fork was refused; pids {:?}",
+        container.pids()
+    );
+    let count = container.pids().expect("pids").len();
+    assert!(
+        (4..=5).contains(&count),
+        "{count} processes under pids.max 5"
+    );
+    let reaper = child.reap_in_background();
+    container.destroy().await.expect("destroy");
+    let _ = reaper.join().expect("reaper");
 }
